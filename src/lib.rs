@@ -1,0 +1,110 @@
+//! # MetricStore
+//!
+//! An in-memory metrics database. Recent samples live in memory in bit-packed,
+//! per-series chunks; SQL runs over them through Apache DataFusion; aging data moves
+//! to Parquet on object storage.
+//!
+//! ## Write path
+//! ```text
+//!  remote_write / line protocol / StatsD / Rust
+//!        │ ingest: parse + validate
+//!        ▼
+//!   WriteBatch ──► MetricStore::write ──► storage::Storage
+//!                                          ├─ plan: resolve series, check names,
+//!                                          │        limits, out-of-order window, memory
+//!                                          └─ apply: head rows ──seal──► Chunk
+//!                                                    (codec: delta-of-delta times,
+//!                                                     XOR / decimal / int / constant)
+//! ```
+//! A batch is validated whole before any of it is applied: it is stored entirely or
+//! not at all.
+//!
+//! ## Read path
+//! ```text
+//!   matchers ──► LabelIndex (roaring bitmaps) ──► series ids
+//!   time range ──► chunk headers (min/max time) ──► chunks to decode
+//!                          └──► TableSnapshot ──► SnapshotReader ──► Arrow RecordBatch
+//! ```
+//! A snapshot holds `Arc`s of sealed chunks plus a copy of the open heads' rows, so
+//! readers never block writers for longer than that copy.
+//!
+//! ## Modules
+//! - [`model`]: names, tag sets, field kinds, write batches, errors.
+//! - [`storage`]: tables, series, heads, chunks, codecs, label index, statistics.
+//! - [`ingest`]: wire formats into write batches.
+//! - [`workload`]: the seeded TSBS workload shared by tests and benches.
+
+// pub mod ingest;
+pub mod model;
+pub mod storage;
+// pub mod workload;
+
+pub use model::{Error, FieldKind, Result, SeriesWrite, TagSet, WriteBatch};
+pub use storage::{Matcher, StorageConfig, StoreStats, TableSnapshot, TableStats, TimeRange};
+
+use storage::Storage;
+
+/// Settings of a store. Every field has a default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    /// The hot tier's settings.
+    pub storage: StorageConfig,
+}
+
+/// The one entry point: examples, tests, benches and the server all go through it.
+#[derive(Debug)]
+pub struct MetricStore {
+    storage: Storage,
+}
+
+impl MetricStore {
+    /// Opens a store with `config`.
+    pub fn open(config: Config) -> Result<MetricStore> {
+        Ok(MetricStore {
+            storage: Storage::new(config.storage),
+        })
+    }
+
+    /// An empty in-memory store with default settings.
+    pub fn in_memory() -> MetricStore {
+        MetricStore {
+            storage: Storage::new(StorageConfig::default()),
+        }
+    }
+
+    /// Stores every row of `batch`, or none of them (see [`Storage::write`]).
+    pub fn write(&self, batch: &WriteBatch) -> Result<()> {
+        self.storage.write(batch)
+    }
+
+    /// Snapshots the series of `table` matching every matcher (Prometheus semantics:
+    /// anchored regexes, a missing tag equals `""`) with rows in `range`.
+    pub fn select(
+        &self,
+        table: &str,
+        matchers: &[Matcher],
+        range: TimeRange,
+    ) -> Result<TableSnapshot> {
+        self.storage.select(table, matchers, range)
+    }
+
+    /// Series, samples, bytes and cardinality per table and in total.
+    pub fn stats(&self) -> StoreStats {
+        self.storage.stats()
+    }
+
+    /// Table names, sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        self.storage.table_names()
+    }
+
+    /// Seals every open head into chunks (before measuring compression, for example).
+    pub fn seal_all(&self) {
+        self.storage.seal_all()
+    }
+
+    /// The storage engine, for the query layer.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+}

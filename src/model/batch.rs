@@ -1,0 +1,184 @@
+//! Write batches: rows grouped by series, the unit of atomic writes.
+
+use super::error::{Error, Result};
+use super::kind::FieldKind;
+use super::tags::TagSet;
+
+/// Rows for many series, stored all together or not at all.
+///
+/// Rows are grouped by series ([`SeriesWrite`]) so that storage resolves each series
+/// once per group. A series may appear in several items (for example with different
+/// field sets); items apply in order.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    items: Vec<SeriesWrite>,
+}
+
+/// Rows of one series that all carry the same fields.
+#[derive(Debug, Clone)]
+pub struct SeriesWrite {
+    table: String,
+    tags: TagSet,
+    fields: Vec<(String, Option<FieldKind>)>,
+    timestamps: Vec<i64>,
+    /// Row-major: row `i` is `values[i * fields.len()..(i + 1) * fields.len()]`.
+    values: Vec<f64>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> WriteBatch {
+        WriteBatch::default()
+    }
+
+    /// Starts a group of rows for one series with the given field names; push rows
+    /// into the returned [`SeriesWrite`].
+    pub fn series(
+        &mut self,
+        table: impl Into<String>,
+        tags: TagSet,
+        fields: &[&str],
+    ) -> &mut SeriesWrite {
+        self.items.push(SeriesWrite::new(table, tags, fields));
+        let last = self.items.len() - 1;
+        &mut self.items[last]
+    }
+
+    /// Appends a ready-made group.
+    pub fn push(&mut self, item: SeriesWrite) {
+        self.items.push(item);
+    }
+
+    /// Convenience for one sample of a single-field series.
+    pub fn add_sample(
+        &mut self,
+        table: impl Into<String>,
+        tags: TagSet,
+        field: &str,
+        timestamp: i64,
+        value: f64,
+    ) {
+        let item = self.series(table, tags, &[field]);
+        item.timestamps.push(timestamp);
+        item.values.push(value);
+    }
+
+    /// The groups, in the order they apply.
+    pub fn items(&self) -> &[SeriesWrite] {
+        &self.items
+    }
+
+    /// Number of rows over all groups.
+    pub fn row_count(&self) -> usize {
+        self.items.iter().map(|i| i.timestamps.len()).sum()
+    }
+
+    /// Number of field values over all groups.
+    pub fn sample_count(&self) -> usize {
+        self.items.iter().map(|i| i.values.len()).sum()
+    }
+
+    /// Whether the batch holds no rows.
+    pub fn is_empty(&self) -> bool {
+        self.items.iter().all(|i| i.timestamps.is_empty())
+    }
+}
+
+impl SeriesWrite {
+    /// An empty group for one series and field set.
+    pub fn new(table: impl Into<String>, tags: TagSet, fields: &[&str]) -> SeriesWrite {
+        SeriesWrite {
+            table: table.into(),
+            tags,
+            fields: fields.iter().map(|f| (f.to_string(), None)).collect(),
+            timestamps: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// Declares the kind of `field` (otherwise it is inferred from the table name).
+    pub fn with_kind(&mut self, field: &str, kind: FieldKind) -> &mut SeriesWrite {
+        if let Some(f) = self.fields.iter_mut().find(|(n, _)| n == field) {
+            f.1 = Some(kind);
+        }
+        self
+    }
+
+    /// Appends one row: a timestamp in milliseconds and one value per field, in the
+    /// order the fields were given.
+    pub fn push(&mut self, timestamp: i64, values: &[f64]) -> Result<&mut SeriesWrite> {
+        if values.len() != self.fields.len() {
+            return Err(Error::InvalidWrite(format!(
+                "table {:?}: row at {timestamp} has {} values for {} fields",
+                self.table,
+                values.len(),
+                self.fields.len()
+            )));
+        }
+        self.timestamps.push(timestamp);
+        self.values.extend_from_slice(values);
+        Ok(self)
+    }
+
+    /// Reserves room for `rows` more rows.
+    pub fn reserve(&mut self, rows: usize) {
+        self.timestamps.reserve(rows);
+        self.values.reserve(rows * self.fields.len());
+    }
+
+    /// The table.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The series' tags.
+    pub fn tags(&self) -> &TagSet {
+        &self.tags
+    }
+
+    /// Field names and declared kinds.
+    pub fn fields(&self) -> &[(String, Option<FieldKind>)] {
+        &self.fields
+    }
+
+    /// Row timestamps in milliseconds.
+    pub fn timestamps(&self) -> &[i64] {
+        &self.timestamps
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// Whether the group holds no rows.
+    pub fn is_empty(&self) -> bool {
+        self.timestamps.is_empty()
+    }
+
+    /// The values of row `i`, one per field.
+    pub fn row(&self, i: usize) -> &[f64] {
+        let n = self.fields.len();
+        &self.values[i * n..(i + 1) * n]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_must_match_the_field_count() {
+        let mut b = WriteBatch::new();
+        let s = b.series("cpu", TagSet::empty(), &["user", "system"]);
+        s.push(1, &[1.0, 2.0]).unwrap();
+        let err = s.push(2, &[1.0]).unwrap_err();
+        assert!(
+            err.to_string().contains("has 1 values for 2 fields"),
+            "{err}"
+        );
+        assert_eq!(b.row_count(), 1);
+        assert_eq!(b.sample_count(), 2);
+        assert_eq!(b.items()[0].row(0), &[1.0, 2.0]);
+    }
+}

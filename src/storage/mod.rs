@@ -1,0 +1,235 @@
+//! The hot tier: tables of series in memory, compressed into sealed chunks.
+//!
+//! ```text
+//!  WriteBatch ──plan (validate, limits)──► apply ──► Series: head ──seal──► Chunk (codec)
+//!                                                        │                    │
+//!  Matchers ──► LabelIndex ──► series ids ──► TableSnapshot (Arc<Chunk>s + head copies)
+//!                                                        └──► SnapshotReader ──► RecordBatch
+//! ```
+//!
+//! [`Storage`] owns the tables. Each table sits behind its own lock; a write locks the
+//! tables it touches in name order, plans the whole batch, reserves memory, and only
+//! then applies it, so a batch is stored whole or not at all. Readers take a snapshot
+//! under a read lock and decode without it.
+//!
+//! This module knows nothing of DataFusion or of protocols.
+
+pub mod chunk;
+pub mod codec;
+mod config;
+mod head;
+pub mod index;
+mod series;
+mod snapshot;
+mod stats;
+mod table;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+use roaring::RoaringBitmap;
+
+pub use config::StorageConfig;
+pub use index::{LabelIndex, MatchOp, Matcher};
+pub use snapshot::{
+    SeriesSnapshot, SnapshotReader, TableSnapshot, TimeRange, arrow_schema, tag_type, time_type,
+};
+pub use stats::{StoreStats, TableStats};
+pub use table::FieldDef;
+
+use crate::model::{Error, NameKind, Result, SeriesWrite, WriteBatch, validate_name};
+use table::Table;
+
+/// All hot tables, with the memory budget they share.
+#[derive(Debug)]
+pub struct Storage {
+    config: StorageConfig,
+    tables: RwLock<BTreeMap<Arc<str>, Arc<Table>>>,
+    /// Held by writes that create tables, so two batches never create the same one.
+    create: Mutex<()>,
+    memory: AtomicUsize,
+}
+
+impl Storage {
+    /// An empty store.
+    pub fn new(config: StorageConfig) -> Storage {
+        Storage {
+            config,
+            tables: RwLock::new(BTreeMap::new()),
+            create: Mutex::new(()),
+            memory: AtomicUsize::new(0),
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &StorageConfig {
+        &self.config
+    }
+
+    /// Stores every row of `batch`, or none of them.
+    ///
+    /// Fails with [`Error::BatchItem`] naming the first bad item, or with
+    /// [`Error::MemoryLimit`] when the batch would not fit; the store is then unchanged.
+    /// A row whose series already has a row at the same time replaces the fields it
+    /// carries (last write wins); its other fields keep their values.
+    pub fn write(&self, batch: &WriteBatch) -> Result<()> {
+        let mut by_table: BTreeMap<&str, Vec<(usize, &SeriesWrite)>> = BTreeMap::new();
+        for (i, item) in batch.items().iter().enumerate() {
+            if !item.is_empty() {
+                by_table.entry(item.table()).or_default().push((i, item));
+            }
+        }
+        if by_table.is_empty() {
+            return Ok(());
+        }
+        let creates = {
+            let tables = self.tables.read();
+            by_table.keys().any(|name| !tables.contains_key(*name))
+        };
+        let _create = creates.then(|| self.create.lock());
+        let mut tables: Vec<(Arc<Table>, bool)> = Vec::with_capacity(by_table.len());
+        {
+            let existing = self.tables.read();
+            for (name, items) in &by_table {
+                match existing.get(*name) {
+                    Some(t) => tables.push((t.clone(), false)),
+                    None => {
+                        validate_name(NameKind::Table, name)
+                            .map_err(|e| e.at_item(items[0].0, name))?;
+                        tables.push((Arc::new(Table::new(name)), true));
+                    }
+                }
+            }
+        }
+        let mut guards: Vec<_> = tables.iter().map(|(t, _)| t.inner.write()).collect();
+        let mut plans = Vec::with_capacity(guards.len());
+        for ((name, items), guard) in by_table.iter().zip(&guards) {
+            plans.push(guard.plan(name, items, &self.config)?);
+        }
+        let requested: usize = plans.iter().map(|p| p.bytes).sum();
+        self.reserve(requested)?;
+        let mut delta: isize = 0;
+        let mut fixed: usize = 0;
+        for (plan, guard) in plans.into_iter().zip(guards.iter_mut()) {
+            fixed += plan.fixed_bytes();
+            delta += guard.apply(plan, &self.config);
+        }
+        drop(guards);
+        // The reservation was an estimate; keep what was really used.
+        let used = (fixed as isize + delta).max(0) as usize;
+        if used >= requested {
+            self.memory.fetch_add(used - requested, Ordering::Relaxed);
+        } else {
+            self.memory.fetch_sub(requested - used, Ordering::Relaxed);
+        }
+        if creates {
+            let mut all = self.tables.write();
+            for (table, new) in tables {
+                if new {
+                    all.insert(table.name.clone(), table);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reserve(&self, bytes: usize) -> Result<()> {
+        let Some(limit) = self.config.memory_limit else {
+            self.memory.fetch_add(bytes, Ordering::Relaxed);
+            return Ok(());
+        };
+        self.memory
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes).filter(|&total| total <= limit)
+            })
+            .map(|_| ())
+            .map_err(|used| Error::MemoryLimit {
+                limit,
+                used,
+                requested: bytes,
+            })
+    }
+
+    /// Bytes in use, as the memory limit counts them.
+    pub fn memory_used(&self) -> usize {
+        self.memory.load(Ordering::Relaxed)
+    }
+
+    /// Table names, sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        self.tables.read().keys().map(|k| k.to_string()).collect()
+    }
+
+    fn table(&self, name: &str) -> Result<Arc<Table>> {
+        self.tables
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::TableNotFound(name.to_string()))
+    }
+
+    /// Snapshots the series of `table` that match every matcher (Prometheus semantics)
+    /// and have rows in `range`.
+    pub fn select(
+        &self,
+        table: &str,
+        matchers: &[Matcher],
+        range: TimeRange,
+    ) -> Result<TableSnapshot> {
+        self.select_with(table, range, |index| index.select(matchers))
+    }
+
+    /// Snapshots the series of `table` whose ids `pick` returns from the label index
+    /// and that have rows in `range`. The query layer composes SQL predicates this way.
+    pub fn select_with(
+        &self,
+        table: &str,
+        range: TimeRange,
+        pick: impl FnOnce(&LabelIndex) -> RoaringBitmap,
+    ) -> Result<TableSnapshot> {
+        let table = self.table(table)?;
+        let inner = table.inner.read();
+        let ids = pick(&inner.index);
+        Ok(inner.snapshot(&table.name, &ids, range))
+    }
+
+    /// The Arrow schema of `table` as it is now.
+    pub fn schema(&self, table: &str) -> Result<arrow::datatypes::SchemaRef> {
+        let table = self.table(table)?;
+        let inner = table.inner.read();
+        Ok(arrow_schema(&inner.tag_keys, &inner.fields))
+    }
+
+    /// The field columns of `table`, with their kinds.
+    pub fn fields(&self, table: &str) -> Result<Vec<FieldDef>> {
+        Ok(self.table(table)?.inner.read().fields.clone())
+    }
+
+    /// Seals every open head, so that all rows sit in chunks.
+    pub fn seal_all(&self) {
+        let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
+        for table in tables {
+            let mut inner = table.inner.write();
+            let before = inner.series_bytes;
+            inner.seal_all(&self.config);
+            let after = inner.series_bytes;
+            if after >= before {
+                self.memory.fetch_add(after - before, Ordering::Relaxed);
+            } else {
+                self.memory.fetch_sub(before - after, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Series, samples, bytes and cardinality per table and in total.
+    pub fn stats(&self) -> StoreStats {
+        let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
+        let stats = tables
+            .iter()
+            .map(|t| t.inner.read().stats(&t.name))
+            .collect();
+        StoreStats::from_tables(stats, self.memory_used())
+    }
+}

@@ -1,0 +1,140 @@
+//! Memory and cardinality statistics, what Prometheus' TSDB status page shows.
+
+use super::table::TableInner;
+
+/// Counts and bytes of one table, or of the whole store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableStats {
+    /// Table name (empty for totals).
+    pub name: String,
+    /// Series.
+    pub series: usize,
+    /// Rows over all series.
+    pub rows: u64,
+    /// Field values present (not null), over all series; staleness markers count.
+    pub samples: u64,
+    /// Sealed chunks.
+    pub chunks: usize,
+    /// Bytes of sealed chunks: encoded blocks and chunk headers.
+    pub chunk_bytes: usize,
+    /// Bytes of open heads (and out-of-order heads).
+    pub head_bytes: usize,
+    /// Bytes of the label index.
+    pub index_bytes: usize,
+    /// Bytes of tag dictionaries, series lookup and per-series bookkeeping.
+    pub dictionary_bytes: usize,
+    /// Distinct values per tag key, most first.
+    pub tag_cardinality: Vec<(String, usize)>,
+}
+
+impl TableStats {
+    /// All bytes the table holds.
+    pub fn total_bytes(&self) -> usize {
+        self.chunk_bytes + self.head_bytes + self.index_bytes + self.dictionary_bytes
+    }
+
+    /// Bytes per sample: sealed chunk bytes over sealed samples would hide the heads, so
+    /// this is all bytes over all samples.
+    pub fn bytes_per_sample(&self) -> f64 {
+        if self.samples == 0 {
+            0.0
+        } else {
+            self.total_bytes() as f64 / self.samples as f64
+        }
+    }
+
+    fn add(&mut self, other: &TableStats) {
+        self.series += other.series;
+        self.rows += other.rows;
+        self.samples += other.samples;
+        self.chunks += other.chunks;
+        self.chunk_bytes += other.chunk_bytes;
+        self.head_bytes += other.head_bytes;
+        self.index_bytes += other.index_bytes;
+        self.dictionary_bytes += other.dictionary_bytes;
+    }
+}
+
+/// Statistics of the whole store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreStats {
+    /// Per table, by name.
+    pub tables: Vec<TableStats>,
+    /// Sums over all tables.
+    pub total: TableStats,
+    /// Tables with the most series, most first (at most 10).
+    pub top_tables_by_series: Vec<(String, usize)>,
+    /// `(table, tag key, distinct values)`, most values first (at most 10).
+    pub top_tag_keys: Vec<(String, String, usize)>,
+    /// Bytes the memory limit is checked against.
+    pub memory_used: usize,
+}
+
+impl StoreStats {
+    pub(crate) fn from_tables(tables: Vec<TableStats>, memory_used: usize) -> StoreStats {
+        let mut total = TableStats::default();
+        for t in &tables {
+            total.add(t);
+        }
+        let mut top_tables: Vec<(String, usize)> =
+            tables.iter().map(|t| (t.name.clone(), t.series)).collect();
+        top_tables.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top_tables.truncate(10);
+        let mut top_keys: Vec<(String, String, usize)> = tables
+            .iter()
+            .flat_map(|t| {
+                t.tag_cardinality
+                    .iter()
+                    .map(|(k, n)| (t.name.clone(), k.clone(), *n))
+            })
+            .collect();
+        top_keys.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
+        top_keys.truncate(10);
+        StoreStats {
+            tables,
+            total,
+            top_tables_by_series: top_tables,
+            top_tag_keys: top_keys,
+            memory_used,
+        }
+    }
+}
+
+impl TableInner {
+    pub(crate) fn stats(&self, name: &str) -> TableStats {
+        let mut s = TableStats {
+            name: name.to_string(),
+            series: self.series.len(),
+            index_bytes: self.index.memory_bytes(),
+            ..TableStats::default()
+        };
+        for series in &self.series {
+            s.rows += series.rows;
+            s.chunks += series.chunks.len();
+            s.chunk_bytes += series.chunk_bytes;
+            s.head_bytes += series.head.bytes() + series.ooo.as_ref().map_or(0, |h| h.bytes());
+            s.dictionary_bytes += std::mem::size_of_val(series)
+                + series.tags.len() * 8
+                + series.chunks.capacity() * 8
+                + 16;
+            for chunk in &series.chunks {
+                s.samples += chunk
+                    .columns()
+                    .iter()
+                    .map(|c| c.present() as u64)
+                    .sum::<u64>();
+            }
+            s.samples += series.head.present();
+        }
+        s.dictionary_bytes += self.tag_values.iter().map(|d| d.bytes()).sum::<usize>();
+        let mut cardinality: Vec<(String, usize)> = self
+            .tag_keys
+            .iter()
+            .zip(&self.tag_values)
+            .map(|(k, d)| (k.to_string(), d.values.len()))
+            .collect();
+        cardinality.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        s.tag_cardinality = cardinality;
+        s
+    }
+}

@@ -1,0 +1,447 @@
+//! One table in memory: its schema, its series, its tag dictionaries and label index,
+//! and the two-phase write that keeps batches atomic.
+//!
+//! A write first *plans* every item of a batch against the table without changing it
+//! (resolving series, new tag keys, fields and series, checking names, limits and the
+//! out-of-order window), and only then *applies* the plan, which cannot fail. So a batch
+//! is stored whole or not at all.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+use ahash::{HashMap, HashMapExt, HashSet, HashSetExt, RandomState};
+
+use super::chunk::TimestampInterner;
+use super::config::StorageConfig;
+use super::index::LabelIndex;
+use super::series::{SealContext, Series};
+use crate::model::{
+    Error, FieldKind, NameKind, Result, SeriesWrite, TagSet, error::SeriesDisplay, validate_name,
+};
+
+/// A field column of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldDef {
+    /// Column name.
+    pub name: Arc<str>,
+    /// What the values mean.
+    pub kind: FieldKind,
+}
+
+/// The distinct values of one tag key, each with a dense code.
+#[derive(Debug, Default)]
+pub(crate) struct ValueDict {
+    pub(crate) values: Vec<Arc<str>>,
+    codes: HashMap<Arc<str>, u32>,
+}
+
+impl ValueDict {
+    fn code_or_insert(&mut self, value: &str) -> u32 {
+        if let Some(&code) = self.codes.get(value) {
+            return code;
+        }
+        let code = self.values.len() as u32;
+        let value: Arc<str> = value.into();
+        self.values.push(value.clone());
+        self.codes.insert(value, code);
+        code
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.values.iter().map(|v| v.len() + 16).sum::<usize>()
+            + self.values.capacity() * 16
+            + self.codes.capacity() * 24
+    }
+}
+
+/// Series ids that share one tag-set hash (almost always exactly one).
+#[derive(Debug)]
+enum IdList {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+/// The mutable state of a table, behind the table's lock.
+#[derive(Debug, Default)]
+pub(crate) struct TableInner {
+    pub(crate) tag_keys: Vec<Arc<str>>,
+    key_numbers: HashMap<Arc<str>, u32>,
+    pub(crate) tag_values: Vec<ValueDict>,
+    pub(crate) fields: Vec<FieldDef>,
+    field_numbers: HashMap<Arc<str>, u16>,
+    lookup: HashMap<u64, IdList>,
+    pub(crate) series: Vec<Series>,
+    pub(crate) index: LabelIndex,
+    interner: TimestampInterner,
+    /// Sum of `Series::bytes` over all series.
+    pub(crate) series_bytes: usize,
+}
+
+/// Bytes assumed for a new series before its first sample (struct, lookup entry,
+/// index postings), for the memory limit check.
+const NEW_SERIES_BYTES: usize = 256;
+
+/// Where an item's rows go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Target {
+    Existing(u32),
+    New(usize),
+}
+
+struct ItemPlan {
+    target: Target,
+    fields: Vec<u16>,
+}
+
+/// Changes a batch makes to one table, computed without touching it.
+pub(crate) struct TablePlan<'b> {
+    new_keys: Vec<&'b str>,
+    new_fields: Vec<(&'b str, FieldKind)>,
+    new_series: Vec<&'b TagSet>,
+    new_series_lookup: HashMap<u64, Vec<usize>>,
+    new_values: HashSet<(&'b str, &'b str)>,
+    items: Vec<(&'b SeriesWrite, ItemPlan)>,
+    newest: HashMap<Target, i64>,
+    /// Estimated bytes the plan adds, for the memory limit.
+    pub(crate) bytes: usize,
+    /// The part of `bytes` for new series and tag values, which `apply` does not measure.
+    fixed: usize,
+}
+
+impl TablePlan<'_> {
+    pub(crate) fn fixed_bytes(&self) -> usize {
+        self.fixed
+    }
+}
+
+fn hasher() -> RandomState {
+    // Fixed seeds: the hash is only an in-memory lookup key, and fixed seeds keep
+    // behaviour reproducible between runs.
+    RandomState::with_seeds(0x6d65_7472, 0x6963_7374, 0x6f72_6521, 0x7461_6773)
+}
+
+fn hash_tags(tags: &TagSet) -> u64 {
+    let mut h = hasher().build_hasher();
+    for (k, v) in tags.pairs() {
+        h.write(k.as_bytes());
+        h.write_u8(0xff);
+        h.write(v.as_bytes());
+        h.write_u8(0xff);
+    }
+    h.finish()
+}
+
+impl TableInner {
+    fn series_has_tags(&self, id: u32, tags: &TagSet) -> bool {
+        let stored = &self.series[id as usize].tags;
+        stored.len() == tags.len()
+            && stored
+                .iter()
+                .zip(tags.pairs())
+                .all(|(&(k, c), (key, value))| {
+                    *self.tag_keys[k as usize] == **key
+                        && *self.tag_values[k as usize].values[c as usize] == **value
+                })
+    }
+
+    fn find_series(&self, hash: u64, tags: &TagSet) -> Option<u32> {
+        match self.lookup.get(&hash)? {
+            IdList::One(id) => self.series_has_tags(*id, tags).then_some(*id),
+            IdList::Many(ids) => ids
+                .iter()
+                .copied()
+                .find(|&id| self.series_has_tags(id, tags)),
+        }
+    }
+
+    /// Number of distinct values of `key`, 0 if the key is unknown.
+    fn distinct_values(&self, key: &str) -> usize {
+        self.key_numbers
+            .get(key)
+            .map_or(0, |&k| self.tag_values[k as usize].values.len())
+    }
+
+    fn has_value(&self, key: &str, value: &str) -> bool {
+        self.key_numbers
+            .get(key)
+            .is_some_and(|&k| self.tag_values[k as usize].codes.contains_key(value))
+    }
+
+    /// Plans `items` (all of this table) without changing anything. `indices` are the
+    /// items' positions in the batch, for error messages.
+    pub(crate) fn plan<'b>(
+        &self,
+        table: &str,
+        items: &[(usize, &'b SeriesWrite)],
+        config: &StorageConfig,
+    ) -> Result<TablePlan<'b>> {
+        let mut plan = TablePlan {
+            new_keys: Vec::new(),
+            new_fields: Vec::new(),
+            new_series: Vec::new(),
+            new_series_lookup: HashMap::new(),
+            new_values: HashSet::new(),
+            items: Vec::with_capacity(items.len()),
+            newest: HashMap::with_capacity(items.len()),
+            bytes: 0,
+            fixed: 0,
+        };
+        for &(position, item) in items {
+            let planned = self
+                .plan_item(table, item, config, &mut plan)
+                .map_err(|e| e.at_item(position, table))?;
+            plan.items.push((item, planned));
+        }
+        Ok(plan)
+    }
+
+    fn plan_item<'b>(
+        &self,
+        table: &str,
+        item: &'b SeriesWrite,
+        config: &StorageConfig,
+        plan: &mut TablePlan<'b>,
+    ) -> Result<ItemPlan> {
+        let fields = self.plan_fields(table, item, plan)?;
+        let hash = hash_tags(item.tags());
+        let target = match self.find_series(hash, item.tags()) {
+            Some(id) => Target::Existing(id),
+            None => self.plan_series(table, item.tags(), hash, config, plan)?,
+        };
+        let newest = plan.newest.entry(target).or_insert_with(|| match target {
+            Target::Existing(id) => self.series[id as usize].newest,
+            Target::New(_) => i64::MIN,
+        });
+        let window = config.out_of_order_window_ms;
+        for &t in item.timestamps() {
+            if t < newest.saturating_sub(window) {
+                return Err(Error::OutOfOrder {
+                    series: SeriesDisplay(table, item.tags().pairs().iter().map(|(k, v)| (k, v)))
+                        .to_string(),
+                    timestamp: t,
+                    newest: *newest,
+                    window_ms: window,
+                });
+            }
+            *newest = (*newest).max(t);
+        }
+        plan.bytes += match target {
+            Target::Existing(id) => self.series[id as usize].growth_bound(item.len(), fields.len()),
+            Target::New(_) => (item.len().max(4) * 2) * 9 * (1 + fields.len()),
+        };
+        Ok(ItemPlan { target, fields })
+    }
+
+    fn plan_fields<'b>(
+        &self,
+        table: &str,
+        item: &'b SeriesWrite,
+        plan: &mut TablePlan<'b>,
+    ) -> Result<Vec<u16>> {
+        let mut numbers = Vec::with_capacity(item.fields().len());
+        for (name, kind) in item.fields() {
+            let number = match self.field_numbers.get(name.as_str()) {
+                Some(&n) => n,
+                None => match plan.new_fields.iter().position(|(n, _)| n == name) {
+                    Some(i) => (self.fields.len() + i) as u16,
+                    None => {
+                        validate_name(NameKind::Field, name)?;
+                        if self.key_numbers.contains_key(name.as_str())
+                            || plan.new_keys.contains(&name.as_str())
+                        {
+                            return Err(Error::SchemaConflict {
+                                table: table.to_string(),
+                                name: name.clone(),
+                                existing: "tag",
+                                requested: "field",
+                            });
+                        }
+                        let n = self.fields.len() + plan.new_fields.len();
+                        if n >= u16::MAX as usize {
+                            return Err(Error::InvalidWrite(format!(
+                                "table {table:?} cannot have more than {} fields",
+                                u16::MAX
+                            )));
+                        }
+                        plan.new_fields
+                            .push((name, kind.unwrap_or_else(|| FieldKind::infer(table))));
+                        n as u16
+                    }
+                },
+            };
+            if numbers.contains(&number) {
+                return Err(Error::InvalidWrite(format!(
+                    "field {name:?} is given twice"
+                )));
+            }
+            numbers.push(number);
+        }
+        Ok(numbers)
+    }
+
+    fn plan_series<'b>(
+        &self,
+        table: &str,
+        tags: &'b TagSet,
+        hash: u64,
+        config: &StorageConfig,
+        plan: &mut TablePlan<'b>,
+    ) -> Result<Target> {
+        if let Some(pending) = plan.new_series_lookup.get(&hash)
+            && let Some(&i) = pending.iter().find(|&&i| plan.new_series[i] == tags)
+        {
+            return Ok(Target::New(i));
+        }
+        if let Some(limit) = config.max_series_per_table
+            && self.series.len() + plan.new_series.len() >= limit
+        {
+            return Err(Error::SeriesLimit {
+                table: table.to_string(),
+                limit,
+            });
+        }
+        for (key, value) in tags.pairs() {
+            let known_key = self.key_numbers.contains_key(key.as_str());
+            if !known_key && !plan.new_keys.contains(&key.as_str()) {
+                validate_name(NameKind::Tag, key)?;
+                if self.field_numbers.contains_key(key.as_str())
+                    || plan.new_fields.iter().any(|(n, _)| n == key)
+                {
+                    return Err(Error::SchemaConflict {
+                        table: table.to_string(),
+                        name: key.clone(),
+                        existing: "field",
+                        requested: "tag",
+                    });
+                }
+                plan.new_keys.push(key);
+            }
+            if !self.has_value(key, value) && !plan.new_values.contains(&(key, value)) {
+                validate_name(NameKind::TagValue, value)?;
+                if let Some(limit) = config.max_tag_values_per_key {
+                    let pending = plan.new_values.iter().filter(|(k, _)| k == key).count();
+                    if self.distinct_values(key) + pending >= limit {
+                        return Err(Error::TagValueLimit {
+                            table: table.to_string(),
+                            key: key.clone(),
+                            limit,
+                        });
+                    }
+                }
+                plan.new_values.insert((key, value));
+                plan.bytes += key.len() + value.len() + 64;
+                plan.fixed += key.len() + value.len() + 64;
+            }
+        }
+        let i = plan.new_series.len();
+        plan.new_series.push(tags);
+        plan.new_series_lookup.entry(hash).or_default().push(i);
+        plan.bytes += NEW_SERIES_BYTES;
+        plan.fixed += NEW_SERIES_BYTES;
+        Ok(Target::New(i))
+    }
+
+    /// Applies a plan made by [`TableInner::plan`] on this table under the same lock.
+    /// Returns the change in bytes held by series.
+    pub(crate) fn apply(&mut self, plan: TablePlan<'_>, config: &StorageConfig) -> isize {
+        for key in &plan.new_keys {
+            let key: Arc<str> = (*key).into();
+            self.key_numbers
+                .insert(key.clone(), self.tag_keys.len() as u32);
+            self.tag_keys.push(key);
+            self.tag_values.push(ValueDict::default());
+        }
+        for (name, kind) in &plan.new_fields {
+            let name: Arc<str> = (*name).into();
+            self.field_numbers
+                .insert(name.clone(), self.fields.len() as u16);
+            self.fields.push(FieldDef { name, kind: *kind });
+        }
+        let first_new = self.series.len() as u32;
+        for tags in &plan.new_series {
+            self.create_series(tags);
+        }
+        let before = self.series_bytes;
+        let mut ctx = SealContext {
+            config,
+            interner: &mut self.interner,
+        };
+        for (item, planned) in &plan.items {
+            let id = match planned.target {
+                Target::Existing(id) => id,
+                Target::New(i) => first_new + i as u32,
+            };
+            let series = &mut self.series[id as usize];
+            let bytes = series.bytes();
+            for (row, &t) in item.timestamps().iter().enumerate() {
+                series.write(t, &planned.fields, item.row(row), &mut ctx);
+            }
+            self.series_bytes = self.series_bytes + series.bytes() - bytes;
+        }
+        self.series_bytes as isize - before as isize
+    }
+
+    fn create_series(&mut self, tags: &TagSet) -> u32 {
+        let id = self.series.len() as u32;
+        let codes: Box<[(u32, u32)]> = tags
+            .pairs()
+            .iter()
+            .map(|(k, v)| {
+                let key = self.key_numbers[k.as_str()];
+                (key, self.tag_values[key as usize].code_or_insert(v))
+            })
+            .collect();
+        let pairs: Vec<(&str, &str)> = tags
+            .pairs()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        // The table hands out each id once and tag sets have unique keys, so the
+        // index cannot refuse this; if it ever did, the series would only be missing
+        // from matcher results, never lose data.
+        let _ = self.index.insert(id, &pairs);
+        match self.lookup.entry(hash_tags(tags)) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(IdList::One(id));
+            }
+            std::collections::hash_map::Entry::Occupied(mut e) => match e.get_mut() {
+                IdList::One(other) => {
+                    let other = *other;
+                    e.insert(IdList::Many(vec![other, id]));
+                }
+                IdList::Many(ids) => ids.push(id),
+            },
+        }
+        self.series.push(Series::new(codes));
+        id
+    }
+
+    /// Seals every non-empty head (for snapshots and tiering).
+    pub(crate) fn seal_all(&mut self, config: &StorageConfig) {
+        let mut ctx = SealContext {
+            config,
+            interner: &mut self.interner,
+        };
+        for series in &mut self.series {
+            let bytes = series.bytes();
+            series.seal(&mut ctx);
+            self.series_bytes = self.series_bytes + series.bytes() - bytes;
+        }
+    }
+}
+
+/// A table: a name and its state behind a lock.
+#[derive(Debug)]
+pub(crate) struct Table {
+    pub(crate) name: Arc<str>,
+    pub(crate) inner: parking_lot::RwLock<TableInner>,
+}
+
+impl Table {
+    pub(crate) fn new(name: &str) -> Table {
+        Table {
+            name: name.into(),
+            inner: parking_lot::RwLock::new(TableInner::default()),
+        }
+    }
+}

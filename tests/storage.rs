@@ -1,0 +1,503 @@
+//! The storage engine through the public facade: round trips against a naive model,
+//! out-of-order and duplicate semantics, atomic batches, limits and statistics.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use metricstore::model::STALE_NAN_BITS;
+use metricstore::storage::MatchOp;
+use metricstore::{
+    Config, Error, FieldKind, Matcher, MetricStore, StorageConfig, TagSet, TimeRange, WriteBatch,
+};
+use proptest::prelude::*;
+
+fn tags(pairs: &[(&str, &str)]) -> TagSet {
+    TagSet::new(pairs.iter().copied()).unwrap()
+}
+
+fn store(config: StorageConfig) -> MetricStore {
+    MetricStore::open(Config { storage: config }).unwrap()
+}
+
+fn small_chunks() -> StorageConfig {
+    StorageConfig {
+        chunk_size: 8,
+        chunk_span_ms: 1_000,
+        out_of_order_window_ms: 500,
+        ..StorageConfig::default()
+    }
+}
+
+type Pairs = Vec<(String, String)>;
+
+/// The naive twin: per series (sorted tag pairs), per timestamp, per field, the last
+/// value written; plus the order in which tag keys and fields first appeared, which is
+/// the table's column order.
+#[derive(Default, Clone)]
+struct Model {
+    series: BTreeMap<Pairs, BTreeMap<i64, [Option<u64>; 2]>>,
+    newest: BTreeMap<usize, i64>,
+    tag_order: Vec<String>,
+    field_order: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Op {
+    host: usize,
+    fields: Vec<usize>,
+    time: i64,
+    value: f64,
+}
+
+fn value_strategy() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        4 => (-1000i64..1000).prop_map(|v| v as f64 / 10.0),
+        1 => any::<u64>().prop_map(f64::from_bits),
+        1 => prop::sample::select(vec![
+            f64::from_bits(STALE_NAN_BITS), f64::NAN, -0.0, 0.0, f64::INFINITY,
+            f64::NEG_INFINITY, f64::MIN_POSITIVE / 4.0, f64::MAX, f64::MIN,
+        ]),
+    ]
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    (
+        0usize..4,
+        prop::sample::select(vec![vec![0], vec![1], vec![0, 1], vec![1, 0]]),
+        0i64..3_000,
+        value_strategy(),
+    )
+        .prop_map(|(host, fields, time, value)| Op {
+            host,
+            fields,
+            time,
+            value,
+        })
+}
+
+const FIELDS: [&str; 2] = ["a", "b"];
+
+fn host_tags(host: usize) -> TagSet {
+    // Host 3 lacks the `dc` tag, so scans must read it as null.
+    if host == 3 {
+        tags(&[("host", "h3")])
+    } else {
+        tags(&[
+            ("host", &format!("h{host}")),
+            ("dc", if host.is_multiple_of(2) { "x" } else { "y" }),
+        ])
+    }
+}
+
+/// Applies one batch to the model unless some sample is outside the window.
+fn apply_model(model: &mut Model, ops: &[Op], window: i64) -> bool {
+    let mut trial = model.newest.clone();
+    for op in ops {
+        let n = trial.entry(op.host).or_insert(i64::MIN);
+        if op.time < n.saturating_sub(window) {
+            return false;
+        }
+        *n = (*n).max(op.time);
+    }
+    model.newest = trial;
+    for op in ops {
+        let key = host_tags(op.host).pairs().to_vec();
+        for (k, _) in &key {
+            if !model.tag_order.contains(k) {
+                model.tag_order.push(k.clone());
+            }
+        }
+        for &f in &op.fields {
+            if !model.field_order.contains(&f) {
+                model.field_order.push(f);
+            }
+        }
+        let row = model
+            .series
+            .entry(key)
+            .or_default()
+            .entry(op.time)
+            .or_insert([None, None]);
+        for (i, &f) in op.fields.iter().enumerate() {
+            row[f] = Some((op.value + i as f64).to_bits());
+        }
+    }
+    true
+}
+
+fn batch_of(ops: &[Op]) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    for op in ops {
+        let names: Vec<&str> = op.fields.iter().map(|&f| FIELDS[f]).collect();
+        let values: Vec<f64> = (0..op.fields.len()).map(|i| op.value + i as f64).collect();
+        batch
+            .series("m", host_tags(op.host), &names)
+            .push(op.time, &values)
+            .unwrap();
+    }
+    batch
+}
+
+/// Expected scan output: stale markers read as null, series in tag order (nulls last).
+fn expected_rows(model: &Model) -> Vec<common::Row> {
+    let column = |pairs: &Pairs| -> Vec<Option<String>> {
+        model
+            .tag_order
+            .iter()
+            .map(|k| pairs.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone()))
+            .collect()
+    };
+    let mut keys: Vec<(Vec<Option<String>>, &Pairs)> =
+        model.series.keys().map(|k| (column(k), k)).collect();
+    keys.sort_by(|(a, _), (b, _)| {
+        a.iter()
+            .zip(b.iter())
+            .map(|(x, y)| match (x, y) {
+                (Some(x), Some(y)) => x.cmp(y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut out = Vec::new();
+    for (columns, key) in keys {
+        for (&t, row) in &model.series[key] {
+            let fields = model
+                .field_order
+                .iter()
+                .map(|&f| row[f].filter(|&bits| bits != STALE_NAN_BITS))
+                .collect();
+            out.push((columns.clone(), t, fields));
+        }
+    }
+    out
+}
+
+fn scan(store: &MetricStore, range: TimeRange) -> Vec<common::Row> {
+    match store.select("m", &[], range) {
+        Ok(snapshot) => common::rows(&snapshot.record_batches(None).unwrap()),
+        Err(Error::TableNotFound(_)) => Vec::new(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever the order, duplicates and batching, a scan returns exactly what the
+    /// naive model holds: last write wins per field, too-old batches change nothing,
+    /// every float comes back bit for bit.
+    #[test]
+    fn scans_equal_the_naive_model(
+        batches in prop::collection::vec(prop::collection::vec(op_strategy(), 1..12), 1..40),
+        seal_at_end in any::<bool>(),
+    ) {
+        let config = small_chunks();
+        let window = config.out_of_order_window_ms;
+        let store = store(config);
+        let mut model = Model::default();
+        for ops in &batches {
+            let accepted = apply_model(&mut model, ops, window);
+            let result = store.write(&batch_of(ops));
+            prop_assert_eq!(result.is_ok(), accepted, "{:?}", result);
+        }
+        if seal_at_end {
+            store.seal_all();
+        }
+        prop_assert_eq!(scan(&store, TimeRange::ALL), expected_rows(&model));
+        // A sub-range must be the matching part of the full answer.
+        let (start, end) = (700, 1_900);
+        let expected: Vec<_> = expected_rows(&model)
+            .into_iter()
+            .filter(|r| r.1 >= start && r.1 < end)
+            .collect();
+        prop_assert_eq!(scan(&store, TimeRange::new(start, end)), expected);
+    }
+}
+
+#[test]
+fn out_of_order_within_the_window_reads_back_in_time_order() {
+    let store = store(StorageConfig {
+        chunk_size: 4,
+        ..StorageConfig::default()
+    });
+    let mut batch = WriteBatch::new();
+    for t in [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 50_i64] {
+        batch
+            .series("m", tags(&[("host", "a")]), &["a"])
+            .push(t + 1000, &[t as f64])
+            .unwrap();
+    }
+    store.write(&batch).unwrap();
+    let rows = scan(&store, TimeRange::ALL);
+    let times: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted);
+    assert_eq!(times.len(), 11);
+}
+
+#[test]
+fn too_old_samples_are_refused_with_series_and_timestamp() {
+    let store = store(small_chunks());
+    let mut batch = WriteBatch::new();
+    batch.add_sample("m", tags(&[("host", "a")]), "a", 10_000, 1.0);
+    store.write(&batch).unwrap();
+    let mut late = WriteBatch::new();
+    late.add_sample("m", tags(&[("host", "b")]), "a", 1, 1.0);
+    late.add_sample("m", tags(&[("host", "a")]), "a", 9_000, 2.0);
+    let err = store.write(&late).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "write batch item 1 (table \"m\"): sample at 9000 ms for series m{host=\"a\"} is too old: \
+         the series' newest sample is at 10000 ms and the out-of-order window is 500 ms"
+    );
+    // Atomic: the valid first item was not stored either.
+    assert_eq!(store.stats().total.series, 1);
+    assert_eq!(scan(&store, TimeRange::ALL).len(), 1);
+}
+
+#[test]
+fn the_same_timestamp_twice_keeps_the_last_value() {
+    let store = store(small_chunks());
+    for v in [1.0, 2.0, 3.0] {
+        let mut batch = WriteBatch::new();
+        batch.add_sample("m", tags(&[("host", "a")]), "a", 1_000, v);
+        store.write(&batch).unwrap();
+    }
+    let rows = scan(&store, TimeRange::ALL);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].2[0], Some(3.0f64.to_bits()));
+}
+
+#[test]
+fn a_bad_item_leaves_the_store_unchanged_and_is_named() {
+    let store = store(StorageConfig::default());
+    let mut ok = WriteBatch::new();
+    ok.add_sample("m", tags(&[("host", "a")]), "a", 1, 1.0);
+    store.write(&ok).unwrap();
+    let before = store.stats();
+
+    let mut batch = WriteBatch::new();
+    batch.add_sample("m", tags(&[("host", "a")]), "a", 2, 2.0);
+    batch.add_sample("other", tags(&[("host", "b")]), "x", 2, 2.0);
+    batch.add_sample("m", tags(&[("__bad", "b")]), "a", 2, 2.0);
+    let err = store.write(&batch).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "write batch item 2 (table \"m\"): invalid tag name \"__bad\": \
+         names starting with `__` are reserved"
+    );
+    assert_eq!(store.stats(), before);
+    assert_eq!(store.table_names(), vec!["m"]);
+
+    let mut conflict = WriteBatch::new();
+    conflict.add_sample("m", tags(&[("a", "x")]), "v", 2, 2.0);
+    let err = store.write(&conflict).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("\"a\" is already a field and cannot also be a tag"),
+        "{err}"
+    );
+    let mut bad_table = WriteBatch::new();
+    bad_table.add_sample("", TagSet::empty(), "v", 2, 2.0);
+    assert!(matches!(
+        store.write(&bad_table).unwrap_err(),
+        Error::BatchItem { item: 0, .. }
+    ));
+    assert_eq!(store.stats(), before);
+}
+
+#[test]
+fn the_memory_limit_refuses_writes_and_keeps_what_was_stored() {
+    let store = store(StorageConfig {
+        memory_limit: Some(200_000),
+        ..StorageConfig::default()
+    });
+    let mut stored = 0;
+    let mut refused = None;
+    for round in 0..1_000 {
+        let mut batch = WriteBatch::new();
+        for s in 0..50 {
+            batch.add_sample(
+                "m",
+                tags(&[("s", &s.to_string())]),
+                "v",
+                round,
+                round as f64,
+            );
+        }
+        match store.write(&batch) {
+            Ok(()) => stored += 50,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+        assert!(store.stats().memory_used <= 200_000);
+    }
+    let err = refused.expect("the limit must be reached");
+    assert!(
+        matches!(err, Error::MemoryLimit { limit: 200_000, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().starts_with("memory limit reached"), "{err}");
+    assert_eq!(scan_table(&store, "m"), stored);
+}
+
+fn scan_table(store: &MetricStore, table: &str) -> usize {
+    store
+        .select(table, &[], TimeRange::ALL)
+        .unwrap()
+        .record_batches(None)
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum()
+}
+
+#[test]
+fn cardinality_limits_refuse_new_series_only() {
+    let store = store(StorageConfig {
+        max_series_per_table: Some(3),
+        max_tag_values_per_key: Some(2),
+        ..StorageConfig::default()
+    });
+    let write = |pairs: &[(&str, &str)], t: i64| {
+        let mut b = WriteBatch::new();
+        b.add_sample("m", tags(pairs), "v", t, 1.0);
+        store.write(&b)
+    };
+    write(&[("a", "1"), ("b", "1")], 1).unwrap();
+    write(&[("a", "2"), ("b", "1")], 1).unwrap();
+    let err = write(&[("a", "3"), ("b", "1")], 1).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("tag \"a\" of table \"m\" has reached its limit of 2 distinct values"),
+        "{err}"
+    );
+    write(&[("a", "1"), ("b", "2")], 1).unwrap();
+    let err = write(&[("a", "2"), ("b", "2")], 1).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("table \"m\" has reached its limit of 3 series"),
+        "{err}"
+    );
+    // Existing series still take writes.
+    write(&[("a", "2"), ("b", "1")], 2).unwrap();
+    assert_eq!(scan_table(&store, "m"), 4);
+}
+
+#[test]
+fn matchers_select_like_prometheus() {
+    let store = MetricStore::in_memory();
+    let mut batch = WriteBatch::new();
+    for (job, code) in [("api", "200"), ("api", "500"), ("web", "200"), ("db", "")] {
+        batch.add_sample(
+            "http_requests_total",
+            tags(&[("job", job), ("code", code)]),
+            "value",
+            1,
+            1.0,
+        );
+    }
+    store.write(&batch).unwrap();
+    let count = |matchers: &[Matcher]| {
+        store
+            .select("http_requests_total", matchers, TimeRange::ALL)
+            .unwrap()
+            .series()
+            .len()
+    };
+    assert_eq!(count(&[]), 4);
+    assert_eq!(count(&[Matcher::eq("job", "api")]), 2);
+    assert_eq!(
+        count(&[Matcher::new("job", MatchOp::RegexMatch, "a.*|w.*").unwrap()]),
+        3
+    );
+    assert_eq!(
+        count(&[Matcher::new("job", MatchOp::RegexMatch, "p").unwrap()]),
+        0,
+        "anchored"
+    );
+    assert_eq!(
+        count(&[Matcher::eq("code", "")]),
+        1,
+        "missing label equals empty"
+    );
+    assert_eq!(
+        count(&[Matcher::new("code", MatchOp::NotEqual, "200").unwrap()]),
+        2
+    );
+    assert_eq!(
+        count(&[Matcher::new("job", MatchOp::In(vec!["db".into(), "web".into()]), "").unwrap()]),
+        2
+    );
+    assert_eq!(store.stats().tables[0].name, "http_requests_total");
+    assert_eq!(
+        store.stats().tables[0].tag_cardinality,
+        vec![("job".to_string(), 3), ("code".to_string(), 2)]
+    );
+}
+
+#[test]
+fn latest_needs_no_decoding_and_follows_every_write() {
+    let store = store(small_chunks());
+    let mut batch = WriteBatch::new();
+    let s = batch.series("m", tags(&[("host", "a")]), &["a", "b"]);
+    for t in 0..20 {
+        s.push(t * 10, &[t as f64, -(t as f64)]).unwrap();
+    }
+    store.write(&batch).unwrap();
+    let snap = store.select("m", &[], TimeRange::ALL).unwrap();
+    let (t, row) = snap.series()[0].latest().unwrap();
+    assert_eq!((t, row.to_vec()), (190, vec![Some(19.0), Some(-19.0)]));
+    // Overwrite the newest row after it was sealed.
+    store.seal_all();
+    let mut batch = WriteBatch::new();
+    batch.add_sample("m", tags(&[("host", "a")]), "b", 190, 7.0);
+    store.write(&batch).unwrap();
+    let snap = store.select("m", &[], TimeRange::ALL).unwrap();
+    assert_eq!(snap.series()[0].head_rows(), 0);
+    let (t, row) = snap.series()[0].latest().unwrap();
+    assert_eq!((t, row.to_vec()), (190, vec![Some(19.0), Some(7.0)]));
+}
+
+#[test]
+fn stats_count_series_samples_and_bytes() {
+    let store = MetricStore::in_memory();
+    let mut batch = WriteBatch::new();
+    for s in 0..10 {
+        let w = batch.series(
+            "cpu",
+            tags(&[("host", &format!("h{s}"))]),
+            &["user", "system"],
+        );
+        w.with_kind("user", FieldKind::Gauge);
+        for t in 0..1_000 {
+            w.push(t * 10_000, &[(t % 7) as f64, 1.0]).unwrap();
+        }
+    }
+    store.write(&batch).unwrap();
+    store.seal_all();
+    let stats = store.stats();
+    let cpu = &stats.tables[0];
+    assert_eq!((cpu.series, cpu.rows, cpu.samples), (10, 10_000, 20_000));
+    assert!(
+        cpu.chunks >= 30,
+        "sealed at 512 rows or the hour: {}",
+        cpu.chunks
+    );
+    assert_eq!(cpu.head_bytes, 0);
+    assert!(cpu.chunk_bytes > 0 && cpu.index_bytes > 0 && cpu.dictionary_bytes > 0);
+    assert!(cpu.bytes_per_sample() < 2.0, "{}", cpu.bytes_per_sample());
+    assert_eq!(stats.top_tables_by_series, vec![("cpu".to_string(), 10)]);
+    assert_eq!(
+        stats.top_tag_keys,
+        vec![("cpu".to_string(), "host".to_string(), 10)]
+    );
+    assert_eq!(stats.total.samples, 20_000);
+}
