@@ -84,7 +84,7 @@ impl MetricStore {
         table: &str,
         matchers: &[Matcher],
         range: TimeRange,
-    ) -> Result<TableSnapshot> {
+    ) -> Result<std::sync::Arc<TableSnapshot>> {
         self.storage.select(table, matchers, range)
     }
 

@@ -34,7 +34,8 @@ use roaring::RoaringBitmap;
 pub use config::StorageConfig;
 pub use index::{LabelIndex, MatchOp, Matcher};
 pub use snapshot::{
-    SeriesSnapshot, SnapshotReader, TableSnapshot, TimeRange, arrow_schema, tag_type, time_type,
+    ChunkFilter, ReadOptions, SeriesSnapshot, SnapshotReader, TableSnapshot, TimeRange,
+    arrow_schema, tag_type, time_type,
 };
 pub use stats::{StoreStats, TableStats};
 pub use table::FieldDef;
@@ -177,7 +178,7 @@ impl Storage {
         table: &str,
         matchers: &[Matcher],
         range: TimeRange,
-    ) -> Result<TableSnapshot> {
+    ) -> Result<Arc<TableSnapshot>> {
         self.select_with(table, range, |index| index.select(matchers))
     }
 
@@ -188,11 +189,11 @@ impl Storage {
         table: &str,
         range: TimeRange,
         pick: impl FnOnce(&LabelIndex) -> RoaringBitmap,
-    ) -> Result<TableSnapshot> {
+    ) -> Result<Arc<TableSnapshot>> {
         let table = self.table(table)?;
         let inner = table.inner.read();
         let ids = pick(&inner.index);
-        Ok(inner.snapshot(&table.name, &ids, range))
+        Ok(Arc::new(inner.snapshot(&table.name, &ids, range)))
     }
 
     /// The Arrow schema of `table` as it is now.

@@ -204,73 +204,129 @@ impl TableSnapshot {
         self.range
     }
 
-    /// Decodes the snapshot into batches of whole series, about `batch_rows` rows each,
-    /// with the columns `projection` picks from [`TableSnapshot::schema`] (all if `None`).
-    pub fn reader(&self, projection: Option<&[usize]>, batch_rows: usize) -> SnapshotReader<'_> {
-        let columns: Vec<usize> = match projection {
-            Some(p) => p.to_vec(),
-            None => (0..self.schema.fields().len()).collect(),
-        };
+    /// Decodes everything into batches of about 8192 rows, with the columns
+    /// `projection` picks from [`TableSnapshot::schema`] (all if `None`).
+    pub fn record_batches(
+        self: &Arc<Self>,
+        projection: Option<&[usize]>,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut options = ReadOptions::new(self);
+        if let Some(p) = projection {
+            options.projection = p.to_vec();
+        }
+        SnapshotReader::new(self.clone(), options).collect()
+    }
+}
+
+/// Decides from its header whether a chunk may hold wanted rows.
+pub type ChunkFilter = Arc<dyn Fn(&Chunk) -> bool + Send + Sync>;
+
+/// What a [`SnapshotReader`] decodes.
+#[derive(Clone)]
+pub struct ReadOptions {
+    /// Columns of [`TableSnapshot::schema`] to produce, in this order.
+    pub projection: Vec<usize>,
+    /// Rows per batch, about: batches hold whole series, at least one.
+    pub batch_rows: usize,
+    /// Which of the snapshot's series (by position) to read.
+    pub series: std::ops::Range<usize>,
+    /// Chunks it rejects are skipped without decoding.
+    pub chunk_filter: Option<ChunkFilter>,
+    /// Stop after this many rows.
+    pub limit: Option<usize>,
+}
+
+impl ReadOptions {
+    /// Every column and series of `snapshot`, 8192-row batches.
+    pub fn new(snapshot: &TableSnapshot) -> ReadOptions {
+        ReadOptions {
+            projection: (0..snapshot.schema.fields().len()).collect(),
+            batch_rows: 8192,
+            series: 0..snapshot.series.len(),
+            chunk_filter: None,
+            limit: None,
+        }
+    }
+}
+
+/// Iterator of record batches over a shared [`TableSnapshot`].
+pub struct SnapshotReader {
+    snapshot: Arc<TableSnapshot>,
+    schema: SchemaRef,
+    options: ReadOptions,
+    fields: Vec<usize>,
+    want_time: bool,
+    next: usize,
+    rows: usize,
+    /// Chunks skipped by the chunk filter so far.
+    pub pruned_chunks: usize,
+    /// Chunks decoded so far.
+    pub decoded_chunks: usize,
+}
+
+impl SnapshotReader {
+    /// A reader of `snapshot` as `options` say.
+    pub fn new(snapshot: impl Into<Arc<TableSnapshot>>, options: ReadOptions) -> SnapshotReader {
+        let snapshot: Arc<TableSnapshot> = snapshot.into();
+        let tag_count = snapshot.tag_count;
         let schema = Arc::new(
-            self.schema
-                .project(&columns)
+            snapshot
+                .schema
+                .project(&options.projection)
                 .unwrap_or_else(|_| Schema::empty()),
         );
+        let fields = options
+            .projection
+            .iter()
+            .filter(|&&c| c > tag_count)
+            .map(|&c| c - tag_count - 1)
+            .collect();
+        let want_time = options.projection.contains(&tag_count);
+        let end = options.series.end.min(snapshot.series.len());
+        let next = options.series.start.min(end);
+        let mut options = options;
+        options.series = next..end;
         SnapshotReader {
-            snapshot: self,
-            columns,
+            snapshot,
             schema,
-            next: 0,
-            batch_rows: batch_rows.max(1),
+            fields,
+            want_time,
+            next,
+            rows: 0,
+            options,
+            pruned_chunks: 0,
+            decoded_chunks: 0,
         }
     }
 
-    /// Decodes everything into batches of about 8192 rows.
-    pub fn record_batches(&self, projection: Option<&[usize]>) -> Result<Vec<RecordBatch>> {
-        self.reader(projection, 8192).collect()
-    }
-}
-
-/// Iterator of record batches over a [`TableSnapshot`].
-pub struct SnapshotReader<'a> {
-    snapshot: &'a TableSnapshot,
-    columns: Vec<usize>,
-    schema: SchemaRef,
-    next: usize,
-    batch_rows: usize,
-}
-
-impl SnapshotReader<'_> {
     /// The schema of the batches.
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
     }
 
+    fn done(&self) -> bool {
+        self.next >= self.options.series.end || self.options.limit.is_some_and(|l| self.rows >= l)
+    }
+
     fn next_batch(&mut self) -> Result<RecordBatch> {
-        let snap = self.snapshot;
+        let snap = self.snapshot.clone();
         let tag_count = snap.tag_count;
-        let fields: Vec<usize> = self
-            .columns
-            .iter()
-            .filter(|&&c| c > tag_count)
-            .map(|&c| c - tag_count - 1)
-            .collect();
-        let want_time = self.columns.contains(&tag_count);
-        let mut out = Columns::new(fields.len());
+        let mut out = Columns::new(self.fields.len());
         let mut series_rows: Vec<(usize, usize)> = Vec::new();
-        while self.next < snap.series.len() && out.rows < self.batch_rows {
+        while !self.done() && out.rows < self.options.batch_rows {
             let s = &snap.series[self.next];
             let before = out.rows;
-            decode_series(s, snap.range, &fields, want_time, &mut out)?;
+            self.decode_series(s, &mut out)?;
             series_rows.push((self.next, out.rows - before));
+            self.rows += out.rows - before;
             self.next += 1;
         }
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.options.projection.len());
         let mut field_arrays = out.finish_fields().into_iter();
-        let mut times = Some(out.times);
-        for &c in &self.columns {
+        let mut times = Some(std::mem::take(&mut out.times));
+        for &c in &self.options.projection {
             if c < tag_count {
-                arrays.push(tag_array(snap, c, &series_rows)?);
+                arrays.push(tag_array(&snap, c, &series_rows)?);
             } else if c == tag_count {
                 let t = times.take().unwrap_or_default();
                 arrays.push(Arc::new(
@@ -287,13 +343,59 @@ impl SnapshotReader<'_> {
             &options,
         )?)
     }
+
+    fn decode_series(&mut self, s: &SeriesSnapshot, out: &mut Columns) -> Result<()> {
+        let range = self.snapshot.range;
+        let (fields, want_time) = (&self.fields, self.want_time);
+        if let Some(overlay) = &s.overlay {
+            return decode_merged(s, overlay, range, fields, want_time, out);
+        }
+        let mut times = Vec::new();
+        let mut scratch = Vec::new();
+        for chunk in &s.chunks {
+            if let Some(filter) = &self.options.chunk_filter
+                && !filter(chunk)
+            {
+                self.pruned_chunks += 1;
+                continue;
+            }
+            self.decoded_chunks += 1;
+            if range.covers(chunk.min_time(), chunk.max_time()) {
+                if want_time {
+                    chunk.decode_times(&mut out.times)?;
+                }
+                for (&f, (values, validity)) in fields.iter().zip(&mut out.values) {
+                    chunk.decode_field(f, values, validity)?;
+                }
+                out.rows += chunk.rows();
+                continue;
+            }
+            times.clear();
+            chunk.decode_times(&mut times)?;
+            let lo = times.partition_point(|&t| t < range.start);
+            let hi = times.partition_point(|&t| t < range.end);
+            if want_time {
+                out.times.extend_from_slice(&times[lo..hi]);
+            }
+            for (&f, (values, validity)) in fields.iter().zip(&mut out.values) {
+                scratch.clear();
+                let mut bits = BooleanBufferBuilder::new(chunk.rows());
+                chunk.decode_field(f, &mut scratch, &mut bits)?;
+                values.extend_from_slice(&scratch[lo..hi]);
+                validity.append_packed_range(lo..hi, bits.as_slice());
+            }
+            out.rows += hi - lo;
+        }
+        append_head(&s.head, fields, want_time, out);
+        Ok(())
+    }
 }
 
-impl Iterator for SnapshotReader<'_> {
+impl Iterator for SnapshotReader {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        (self.next < self.snapshot.series.len()).then(|| self.next_batch())
+        (!self.done()).then(|| self.next_batch())
     }
 }
 
@@ -331,49 +433,6 @@ impl Columns {
             })
             .collect()
     }
-}
-
-fn decode_series(
-    s: &SeriesSnapshot,
-    range: TimeRange,
-    fields: &[usize],
-    want_time: bool,
-    out: &mut Columns,
-) -> Result<()> {
-    if let Some(overlay) = &s.overlay {
-        return decode_merged(s, overlay, range, fields, want_time, out);
-    }
-    let mut times = Vec::new();
-    let mut scratch = Vec::new();
-    for chunk in &s.chunks {
-        if range.covers(chunk.min_time(), chunk.max_time()) {
-            if want_time {
-                chunk.decode_times(&mut out.times)?;
-            }
-            for (&f, (values, validity)) in fields.iter().zip(&mut out.values) {
-                chunk.decode_field(f, values, validity)?;
-            }
-            out.rows += chunk.rows();
-            continue;
-        }
-        times.clear();
-        chunk.decode_times(&mut times)?;
-        let lo = times.partition_point(|&t| t < range.start);
-        let hi = times.partition_point(|&t| t < range.end);
-        if want_time {
-            out.times.extend_from_slice(&times[lo..hi]);
-        }
-        for (&f, (values, validity)) in fields.iter().zip(&mut out.values) {
-            scratch.clear();
-            let mut bits = BooleanBufferBuilder::new(chunk.rows());
-            chunk.decode_field(f, &mut scratch, &mut bits)?;
-            values.extend_from_slice(&scratch[lo..hi]);
-            validity.append_packed_range(lo..hi, bits.as_slice());
-        }
-        out.rows += hi - lo;
-    }
-    append_head(&s.head, fields, want_time, out);
-    Ok(())
 }
 
 /// The slow path for series with pending out-of-order rows: decode, merge, append.
