@@ -34,10 +34,10 @@
 //! - [`ingest`]: wire formats into write batches.
 //! - [`workload`]: the seeded TSBS workload shared by tests and benches.
 
-// pub mod ingest;
+pub mod ingest;
 pub mod model;
 pub mod storage;
-// pub mod workload;
+pub mod workload;
 
 pub use model::{Error, FieldKind, Result, SeriesWrite, TagSet, WriteBatch};
 pub use storage::{Matcher, StorageConfig, StoreStats, TableSnapshot, TableStats, TimeRange};
