@@ -36,8 +36,15 @@
 
 pub mod ingest;
 pub mod model;
+pub mod query;
 pub mod storage;
 pub mod workload;
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::SessionContext;
 
 pub use model::{Error, FieldKind, Result, SeriesWrite, TagSet, WriteBatch};
 pub use storage::{Matcher, StorageConfig, StoreStats, TableSnapshot, TableStats, TimeRange};
@@ -52,24 +59,58 @@ pub struct Config {
 }
 
 /// The one entry point: examples, tests, benches and the server all go through it.
-#[derive(Debug)]
 pub struct MetricStore {
-    storage: Storage,
+    storage: Arc<Storage>,
+    session: SessionContext,
+}
+
+impl std::fmt::Debug for MetricStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricStore")
+            .field("storage", &self.storage)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MetricStore {
     /// Opens a store with `config`.
     pub fn open(config: Config) -> Result<MetricStore> {
-        Ok(MetricStore {
-            storage: Storage::new(config.storage),
-        })
+        let storage = Arc::new(Storage::new(config.storage));
+        let session = query::session(storage.clone())?;
+        Ok(MetricStore { storage, session })
     }
 
     /// An empty in-memory store with default settings.
     pub fn in_memory() -> MetricStore {
-        MetricStore {
-            storage: Storage::new(StorageConfig::default()),
-        }
+        // Building a session only fails on a name clash in an empty catalog list.
+        #[expect(clippy::expect_used, reason = "the default config cannot fail to open")]
+        MetricStore::open(Config::default()).expect("default store")
+    }
+
+    /// Runs one SQL statement and collects its result.
+    ///
+    /// Tables are the store's tables (catalog `metricstore`, schema `public`); DDL and
+    /// DML are refused: data enters through [`MetricStore::write`].
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let options = datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false);
+        let frame = self.session.sql_with_options(sql, options).await?;
+        Ok(frame.collect().await?)
+    }
+
+    /// Runs one SQL statement and streams its result batch by batch.
+    pub async fn sql_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        let options = datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false);
+        let frame = self.session.sql_with_options(sql, options).await?;
+        Ok(frame.execute_stream().await?)
+    }
+
+    /// The DataFusion session, for registering functions or building plans.
+    pub fn session(&self) -> &SessionContext {
+        &self.session
     }
 
     /// Stores every row of `batch`, or none of them (see [`Storage::write`]).
@@ -103,8 +144,8 @@ impl MetricStore {
         self.storage.seal_all()
     }
 
-    /// The storage engine, for the query layer.
-    pub fn storage(&self) -> &Storage {
+    /// The storage engine.
+    pub fn storage(&self) -> &Arc<Storage> {
         &self.storage
     }
 }

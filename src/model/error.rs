@@ -124,6 +124,10 @@ pub enum Error {
     /// An Arrow error while building results.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
+
+    /// A query failed to plan or run; the message is DataFusion's.
+    #[error(transparent)]
+    Query(#[from] datafusion::error::DataFusionError),
 }
 
 impl Error {

@@ -34,8 +34,8 @@ use roaring::RoaringBitmap;
 pub use config::StorageConfig;
 pub use index::{LabelIndex, MatchOp, Matcher};
 pub use snapshot::{
-    ChunkFilter, ReadOptions, SeriesSnapshot, SnapshotReader, TableSnapshot, TimeRange,
-    arrow_schema, tag_type, time_type,
+    ChunkFilter, ReadOptions, SelectionCounts, SeriesSnapshot, SnapshotReader, TableSnapshot,
+    TimeRange, arrow_schema, tag_type, time_type,
 };
 pub use stats::{StoreStats, TableStats};
 pub use table::FieldDef;
@@ -190,10 +190,61 @@ impl Storage {
         range: TimeRange,
         pick: impl FnOnce(&LabelIndex) -> RoaringBitmap,
     ) -> Result<Arc<TableSnapshot>> {
+        self.select_sorted(table, range, None, pick)
+    }
+
+    /// Like [`Storage::select_with`], with series sorted by the tags `sort_by` (in
+    /// that order) instead of by all tags; unknown tags are ignored.
+    pub fn select_sorted(
+        &self,
+        table: &str,
+        range: TimeRange,
+        sort_by: Option<&[String]>,
+        pick: impl FnOnce(&LabelIndex) -> RoaringBitmap,
+    ) -> Result<Arc<TableSnapshot>> {
         let table = self.table(table)?;
         let inner = table.inner.read();
         let ids = pick(&inner.index);
-        Ok(Arc::new(inner.snapshot(&table.name, &ids, range)))
+        let keys: Option<Vec<usize>> = sort_by.map(|names| {
+            names
+                .iter()
+                .filter_map(|n| inner.tag_keys.iter().position(|k| **k == **n))
+                .collect()
+        });
+        Ok(Arc::new(inner.snapshot(
+            &table.name,
+            &ids,
+            range,
+            keys.as_deref(),
+        )))
+    }
+
+    /// Counts what a scan of `table` would read (see [`SelectionCounts`]); `unique_by`
+    /// names the tags whose values should identify the selected series.
+    pub fn count_selection(
+        &self,
+        table: &str,
+        range: TimeRange,
+        filter: Option<&ChunkFilter>,
+        unique_by: &[String],
+        pick: impl FnOnce(&LabelIndex) -> RoaringBitmap,
+    ) -> Result<SelectionCounts> {
+        let table = self.table(table)?;
+        let inner = table.inner.read();
+        let ids = pick(&inner.index);
+        let keys: Vec<usize> = unique_by
+            .iter()
+            .filter_map(|n| inner.tag_keys.iter().position(|k| **k == **n))
+            .collect();
+        Ok(inner.count_selection(&ids, range, filter, &keys))
+    }
+
+    /// The newest row of every series of `table`, in the table's schema, read without
+    /// decoding any chunk.
+    pub fn latest(&self, table: &str) -> Result<arrow::array::RecordBatch> {
+        let table = self.table(table)?;
+        let inner = table.inner.read();
+        inner.latest_batch()
     }
 
     /// The Arrow schema of `table` as it is now.

@@ -119,11 +119,13 @@ pub struct TableSnapshot {
 
 impl TableInner {
     /// Snapshots the series in `ids` that have rows in `range`.
+    /// Series are sorted by the tag columns `sort_keys` (all tags if `None`).
     pub(crate) fn snapshot(
         &self,
         table: &Arc<str>,
         ids: &RoaringBitmap,
         range: TimeRange,
+        sort_keys: Option<&[usize]>,
     ) -> TableSnapshot {
         let tag_count = self.tag_keys.len();
         let mut series = Vec::with_capacity(ids.len() as usize);
@@ -160,10 +162,11 @@ impl TableInner {
             });
         }
         // Missing tags sort last, as SQL's default `ASC NULLS LAST`.
+        let all_keys: Vec<usize> = (0..tag_count).collect();
+        let keys = sort_keys.unwrap_or(&all_keys);
         series.sort_by(|a, b| {
-            a.tags
-                .iter()
-                .zip(&b.tags)
+            keys.iter()
+                .map(|&k| (&a.tags[k], &b.tags[k]))
                 .map(|(x, y)| match (x, y) {
                     (Some(x), Some(y)) => x.cmp(y),
                     (Some(_), None) => std::cmp::Ordering::Less,
@@ -180,6 +183,120 @@ impl TableInner {
             range,
             series,
         }
+    }
+}
+
+/// What a scan would read, counted from headers without copying or decoding rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SelectionCounts {
+    /// Series in the table.
+    pub series_total: u64,
+    /// Series the tag filter selects that have rows in the time range.
+    pub series_selected: u64,
+    /// Chunks of the selected series overlapping the time range that pass the chunk filter.
+    pub chunks_selected: u64,
+    /// Chunks of the selected series outside the time range.
+    pub chunks_pruned_by_time: u64,
+    /// Chunks in the time range that the chunk filter rejects.
+    pub chunks_pruned_by_value: u64,
+    /// Whether no two selected series share the values of the tags it was asked about.
+    pub unique: bool,
+}
+
+impl TableInner {
+    /// Counts what [`TableInner::snapshot`] and a reader with `filter` would read, and
+    /// whether the tag columns `keys` identify the selected series uniquely.
+    pub(crate) fn count_selection(
+        &self,
+        ids: &RoaringBitmap,
+        range: TimeRange,
+        filter: Option<&ChunkFilter>,
+        keys: &[usize],
+    ) -> SelectionCounts {
+        let mut c = SelectionCounts {
+            series_total: self.series.len() as u64,
+            ..SelectionCounts::default()
+        };
+        let mut seen: HashMap<Vec<Option<u32>>, ()> = HashMap::new();
+        // With no tags to tell series apart, only a single series is unique.
+        c.unique = true;
+        for id in ids {
+            let Some(s) = self.series.get(id as usize) else {
+                continue;
+            };
+            let mut any = false;
+            for chunk in &s.chunks {
+                if !range.overlaps(chunk.min_time(), chunk.max_time()) {
+                    c.chunks_pruned_by_time += 1;
+                } else if filter.is_some_and(|f| !f(chunk)) {
+                    c.chunks_pruned_by_value += 1;
+                    any = true;
+                } else {
+                    c.chunks_selected += 1;
+                    any = true;
+                }
+            }
+            let in_head = |h: &Head| h.times.iter().any(|&t| t >= range.start && t < range.end);
+            if !(any || in_head(&s.head) || s.ooo.as_deref().is_some_and(in_head)) {
+                continue;
+            }
+            c.series_selected += 1;
+            if keys.is_empty() {
+                c.unique = c.series_selected <= 1;
+            } else if c.unique {
+                let key: Vec<Option<u32>> = keys
+                    .iter()
+                    .map(|&k| s.tags.iter().find(|t| t.0 as usize == k).map(|t| t.1))
+                    .collect();
+                c.unique = seen.insert(key, ()).is_none();
+            }
+        }
+        c
+    }
+}
+
+impl TableInner {
+    /// One row per series: its newest row. Tag columns share the table's dictionaries.
+    pub(crate) fn latest_batch(&self) -> Result<RecordBatch> {
+        let schema = arrow_schema(&self.tag_keys, &self.fields);
+        let rows: Vec<(usize, (i64, Row))> = self
+            .series
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.latest().map(|l| (i, l)))
+            .collect();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+        for (k, dict) in self.tag_values.iter().enumerate() {
+            let keys: Int32Array = rows
+                .iter()
+                .map(|(i, _)| {
+                    let tags = &self.series[*i].tags;
+                    tags.iter().find(|t| t.0 as usize == k).map(|t| t.1 as i32)
+                })
+                .collect();
+            let values = StringArray::from_iter_values(dict.values.iter().map(|v| v.as_ref()));
+            columns.push(Arc::new(DictionaryArray::<Int32Type>::try_new(
+                keys,
+                Arc::new(values),
+            )?));
+        }
+        let times: Vec<i64> = rows.iter().map(|(_, (t, _))| *t).collect();
+        columns.push(Arc::new(
+            TimestampMillisecondArray::from(times).with_timezone("UTC"),
+        ));
+        for f in 0..self.fields.len() {
+            let values: Float64Array = rows
+                .iter()
+                .map(|(_, (_, row))| {
+                    row.get(f)
+                        .copied()
+                        .flatten()
+                        .filter(|v| v.to_bits() != STALE_NAN_BITS)
+                })
+                .collect();
+            columns.push(Arc::new(values));
+        }
+        Ok(RecordBatch::try_new(schema, columns)?)
     }
 }
 
@@ -234,6 +351,10 @@ pub struct ReadOptions {
     pub chunk_filter: Option<ChunkFilter>,
     /// Stop after this many rows.
     pub limit: Option<usize>,
+    /// Tag columns (by position) whose equal values form a group whose rows are
+    /// merged by time, so output stays ordered by `[these tags, time]` even when
+    /// several series share them. Batches then hold whole groups.
+    pub merge_by: Option<Vec<usize>>,
 }
 
 impl ReadOptions {
@@ -245,6 +366,7 @@ impl ReadOptions {
             series: 0..snapshot.series.len(),
             chunk_filter: None,
             limit: None,
+            merge_by: None,
         }
     }
 }
@@ -313,14 +435,22 @@ impl SnapshotReader {
         let tag_count = snap.tag_count;
         let mut out = Columns::new(self.fields.len());
         let mut series_rows: Vec<(usize, usize)> = Vec::new();
+        let mut unsorted: Vec<std::ops::Range<usize>> = Vec::new();
         while !self.done() && out.rows < self.options.batch_rows {
-            let s = &snap.series[self.next];
-            let before = out.rows;
-            self.decode_series(s, &mut out)?;
-            series_rows.push((self.next, out.rows - before));
-            self.rows += out.rows - before;
-            self.next += 1;
+            let end = self.group_end();
+            let group_start = out.rows;
+            for i in self.next..end {
+                let before = out.rows;
+                self.decode_series(&snap.series[i], &mut out)?;
+                series_rows.push((i, out.rows - before));
+            }
+            if end - self.next > 1 {
+                unsorted.push(group_start..out.rows);
+            }
+            self.rows += out.rows - group_start;
+            self.next = end;
         }
+        let order = (!unsorted.is_empty()).then(|| time_order(&out.times, &unsorted));
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.options.projection.len());
         let mut field_arrays = out.finish_fields().into_iter();
         let mut times = Some(std::mem::take(&mut out.times));
@@ -337,11 +467,27 @@ impl SnapshotReader {
             }
         }
         let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(out.rows));
-        Ok(RecordBatch::try_new_with_options(
-            self.schema.clone(),
-            arrays,
-            &options,
-        )?)
+        let batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)?;
+        Ok(match order {
+            Some(order) => arrow::compute::take_record_batch(&batch, &order)?,
+            None => batch,
+        })
+    }
+
+    /// One past the last series of the group starting at `self.next`.
+    fn group_end(&self) -> usize {
+        let Some(keys) = &self.options.merge_by else {
+            return self.next + 1;
+        };
+        let series = &self.snapshot.series;
+        let first = &series[self.next];
+        let mut end = self.next + 1;
+        while end < self.options.series.end
+            && keys.iter().all(|&k| series[end].tags[k] == first.tags[k])
+        {
+            end += 1;
+        }
+        end
     }
 
     fn decode_series(&mut self, s: &SeriesSnapshot, out: &mut Columns) -> Result<()> {
@@ -433,6 +579,15 @@ impl Columns {
             })
             .collect()
     }
+}
+
+/// Row indices that order each of the `groups` by time (stably) and keep the rest.
+fn time_order(times: &[i64], groups: &[std::ops::Range<usize>]) -> arrow::array::UInt32Array {
+    let mut order: Vec<u32> = (0..times.len() as u32).collect();
+    for g in groups {
+        order[g.clone()].sort_by_key(|&i| times[i as usize]);
+    }
+    order.into()
 }
 
 /// The slow path for series with pending out-of-order rows: decode, merge, append.

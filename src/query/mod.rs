@@ -1,0 +1,52 @@
+//! SQL over the store, through Apache DataFusion.
+//!
+//! ```text
+//!  SQL ──► SessionContext (catalog `metricstore`, schema `public`)
+//!            └─ HotSchema ──► HotTable (TableProvider, one per table)
+//!                 │ supports_filters_pushdown: tags exact, time exact, fields inexact
+//!                 └─ scan ──► HotScanExec (one snapshot, series split over partitions)
+//!                                └─ SnapshotReader ──► RecordBatch
+//! ```
+//!
+//! The module reads storage and never mutates it. [`pushdown`] says which predicates
+//! the scan answers and how; [`exec`] is the physical scan; `latest('t')` answers
+//! "newest row per series" from the per-series latest sample.
+
+mod catalog;
+mod exec;
+mod latest;
+mod provider;
+mod pushdown;
+
+use std::sync::Arc;
+
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::error::Result as DfResult;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+pub use catalog::HotSchema;
+pub use exec::HotScanExec;
+pub use latest::LatestFunction;
+pub use provider::HotTable;
+
+use crate::storage::Storage;
+
+/// Catalog name of the store's tables.
+pub const CATALOG: &str = "metricstore";
+/// Schema name of the store's tables.
+pub const SCHEMA: &str = "public";
+
+/// A session whose default schema lists the store's tables, with MetricStore's
+/// functions registered. One per store.
+pub fn session(storage: Arc<Storage>) -> DfResult<SessionContext> {
+    let config = SessionConfig::new()
+        .with_default_catalog_and_schema(CATALOG, SCHEMA)
+        .with_create_default_catalog_and_schema(false)
+        .with_information_schema(true);
+    let ctx = SessionContext::new_with_config(config);
+    let catalog = MemoryCatalogProvider::new();
+    catalog.register_schema(SCHEMA, Arc::new(HotSchema::new(storage.clone())))?;
+    ctx.register_catalog(CATALOG, Arc::new(catalog));
+    ctx.register_udtf("latest", Arc::new(LatestFunction::new(storage)));
+    Ok(ctx)
+}

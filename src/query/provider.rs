@@ -1,0 +1,145 @@
+//! `HotTable`: a hot-tier table as a DataFusion `TableProvider`.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::exec::{HotScanExec, ScanSpec, chunk_filter};
+use super::pushdown::{Pushed, TagPredicate, classify};
+use crate::model::TIME_COLUMN;
+use crate::storage::{Storage, TimeRange};
+
+/// One table of the hot tier, with the schema it had when the query was planned.
+#[derive(Debug)]
+pub struct HotTable {
+    storage: Arc<Storage>,
+    name: String,
+    schema: SchemaRef,
+    tags: Vec<String>,
+    fields: Vec<String>,
+}
+
+impl HotTable {
+    /// The table `name` as it is now, or `None` if there is no such table.
+    pub fn new(storage: Arc<Storage>, name: &str) -> Option<HotTable> {
+        let schema = storage.schema(name).ok()?;
+        let time = schema.index_of(TIME_COLUMN).ok()?;
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        Some(HotTable {
+            storage,
+            name: name.to_string(),
+            tags: names[..time].to_vec(),
+            fields: names[time + 1..].to_vec(),
+            schema,
+        })
+    }
+}
+
+#[async_trait]
+impl TableProvider for HotTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match classify(f, &self.tags, &self.fields) {
+                Some(Pushed::Tags(_) | Pushed::Time(_)) => TableProviderFilterPushDown::Exact,
+                Some(Pushed::Fields(_)) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let schema = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        };
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let mut tags = Vec::new();
+        let mut range = TimeRange::ALL;
+        let mut bounds = Vec::new();
+        let mut pushed = Vec::new();
+        for filter in filters {
+            match classify(filter, &self.tags, &self.fields) {
+                Some(Pushed::Tags(p)) => tags.push(p),
+                Some(Pushed::Time(r)) => {
+                    range = TimeRange::new(range.start.max(r.start), range.end.min(r.end));
+                }
+                Some(Pushed::Fields(b)) => bounds.extend(b),
+                None => continue,
+            }
+            pushed.push(filter.to_string());
+        }
+        let tags = match tags.len() {
+            0 => None,
+            1 => tags.pop(),
+            _ => Some(TagPredicate::And(tags)),
+        };
+        let sort_tags: Vec<String> = self
+            .tags
+            .iter()
+            .filter(|t| columns.contains(t))
+            .cloned()
+            .collect();
+        let all_tags = sort_tags.len() == self.tags.len();
+        let filter = chunk_filter(&bounds, &self.schema);
+        let counts = self
+            .storage
+            .count_selection(
+                &self.name,
+                range,
+                filter.as_ref(),
+                if all_tags { &[] } else { &sort_tags },
+                |index| match &tags {
+                    Some(p) => p.select(index),
+                    None => index.all().clone(),
+                },
+            )
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let time_ordered = columns.iter().any(|c| c == TIME_COLUMN) && (all_tags || counts.unique);
+        let partitions = state
+            .config()
+            .target_partitions()
+            .min(counts.series_selected.max(1) as usize);
+        let spec = ScanSpec {
+            table: self.name.clone(),
+            columns,
+            sort_tags,
+            tags,
+            range,
+            bounds,
+            limit,
+            pushed,
+            counts,
+            time_ordered,
+        };
+        Ok(Arc::new(HotScanExec::new(
+            self.storage.clone(),
+            spec,
+            schema,
+            partitions,
+        )))
+    }
+}
