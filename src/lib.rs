@@ -82,8 +82,7 @@ impl MetricStore {
 
     /// An empty in-memory store with default settings.
     pub fn in_memory() -> MetricStore {
-        // Building a session only fails on a name clash in an empty catalog list.
-        #[expect(clippy::expect_used, reason = "the default config cannot fail to open")]
+        // Opening only fails on a catalog name clash, impossible in a new session.
         MetricStore::open(Config::default()).expect("default store")
     }
 

@@ -202,7 +202,7 @@ pub(crate) fn classify(expr: &Expr, tags: &[String], fields: &[String]) -> Optio
 
 fn column_name<'a>(expr: &'a Expr, names: &[String]) -> Option<&'a str> {
     match expr {
-        Expr::Column(c) if names.iter().any(|n| *n == c.name) => Some(&c.name),
+        Expr::Column(c) if names.contains(&c.name) => Some(&c.name),
         // Coercion may wrap a dictionary tag in a cast to a string type.
         Expr::Cast(c) if c.field.data_type().is_string() => column_name(&c.expr, names),
         Expr::TryCast(c) if c.field.data_type().is_string() => column_name(&c.expr, names),
