@@ -1,0 +1,106 @@
+//! SQL through the facade: streaming, plan metrics and errors. Result semantics live
+//! in the `.slt` files under `sql/` and in the oracle test.
+
+use arrow::util::pretty::pretty_format_batches;
+use futures::StreamExt;
+use metricstore::{Config, Error, MetricStore, StorageConfig, TagSet, WriteBatch};
+
+fn store_with_rows(series: usize, rows: i64) -> MetricStore {
+    let store = MetricStore::open(Config {
+        storage: StorageConfig {
+            chunk_size: 8,
+            ..StorageConfig::default()
+        },
+    })
+    .unwrap();
+    let mut batch = WriteBatch::new();
+    for s in 0..series {
+        let w = batch.series(
+            "m",
+            TagSet::new([("s", format!("s{s:03}"))]).unwrap(),
+            &["v"],
+        );
+        for t in 0..rows {
+            // Only the last chunk of each series goes above 90.
+            let v = if t >= rows - 8 { 95.0 } else { (t % 50) as f64 };
+            w.push(t * 1_000, &[v]).unwrap();
+        }
+    }
+    store.write(&batch).unwrap();
+    store
+}
+
+#[tokio::test]
+async fn explain_analyze_reports_pruned_chunks() {
+    let store = store_with_rows(4, 64);
+    store.seal_all();
+    let plan = store
+        .sql("EXPLAIN ANALYZE SELECT count(*) FROM m WHERE v > 90")
+        .await
+        .unwrap();
+    let text = pretty_format_batches(&plan).unwrap().to_string();
+    // 4 series x 8 chunks; 7 chunks of each series have max 49 and are skipped.
+    assert!(
+        text.contains("chunks=4 (pruned by time=0, by value=28)"),
+        "{text}"
+    );
+    let metric = |name: &str| -> usize {
+        text.match_indices(name)
+            .map(|(i, _)| {
+                text[i + name.len()..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse::<usize>()
+                    .unwrap()
+            })
+            .sum()
+    };
+    assert_eq!(metric("chunks_pruned_by_value="), 28, "{text}");
+    assert_eq!(metric("chunks_decoded="), 4, "{text}");
+    assert_eq!(metric("series_scanned="), 4, "{text}");
+    let count = store
+        .sql("SELECT count(*) FROM m WHERE v > 90")
+        .await
+        .unwrap();
+    assert!(
+        pretty_format_batches(&count)
+            .unwrap()
+            .to_string()
+            .contains("| 32 ")
+    );
+}
+
+#[tokio::test]
+async fn results_stream_in_batches() {
+    let store = store_with_rows(300, 40);
+    store
+        .session()
+        .sql("SET datafusion.execution.batch_size = 1000")
+        .await
+        .unwrap();
+    let mut stream = store.sql_stream("SELECT s, time, v FROM m").await.unwrap();
+    let mut batches = 0;
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.unwrap();
+        assert!(
+            batch.num_rows() <= 1_040,
+            "batches hold whole series, about 1000 rows"
+        );
+        batches += 1;
+        rows += batch.num_rows();
+    }
+    assert_eq!(rows, 300 * 40);
+    assert!(batches >= 12, "{batches} batches");
+}
+
+#[tokio::test]
+async fn planner_errors_name_the_problem() {
+    let store = store_with_rows(1, 1);
+    let err = store.sql("SELECT nope FROM m").await.unwrap_err();
+    assert!(matches!(err, Error::Query(_)));
+    assert!(err.to_string().contains("nope"), "{err}");
+    let err = store.sql("DROP TABLE m").await.unwrap_err();
+    assert!(err.to_string().contains("DDL not supported"), "{err}");
+}
