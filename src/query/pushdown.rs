@@ -161,15 +161,18 @@ impl FieldBound {
         if s.count == 0 {
             return false;
         }
+        // Arrow compares floats in IEEE 754 total order (NaN above +inf, -0.0 below
+        // 0.0), and so do the chunk bounds.
         let v = self.value;
+        let (min, max) = (s.min.total_cmp(&v), s.max.total_cmp(&v));
         match self.op {
-            Operator::Gt => s.max > v,
-            Operator::GtEq => s.max >= v,
-            Operator::Lt => s.min < v,
-            Operator::LtEq => s.min <= v,
-            Operator::Eq => s.min <= v && v <= s.max,
-            // Only a chunk whose every value equals v fails `!=`; NaN compares unequal.
-            Operator::NotEq => !(s.min == v && s.max == v && !s.has_nan),
+            Operator::Gt => max.is_gt(),
+            Operator::GtEq => max.is_ge(),
+            Operator::Lt => min.is_lt(),
+            Operator::LtEq => min.is_le(),
+            Operator::Eq => min.is_le() && max.is_ge(),
+            // Only a chunk whose every value is v fails `!=`.
+            Operator::NotEq => !(min.is_eq() && max.is_eq()),
             _ => true,
         }
     }
@@ -484,10 +487,6 @@ fn field_bounds(expr: &Expr, fields: &[String]) -> Option<Vec<FieldBound>> {
                 return None;
             }
             let value = number_literal(lit)?;
-            // A NaN literal makes every comparison false except `!=`: not worth pruning.
-            if value.is_nan() {
-                return None;
-            }
             Some(vec![FieldBound {
                 field: field.to_string(),
                 op,

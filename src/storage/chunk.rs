@@ -22,9 +22,10 @@ use crate::model::{Error, Result, STALE_NAN_BITS};
 pub struct ColumnStats {
     /// Values present (not null, not a staleness marker). NaNs count.
     pub count: u32,
-    /// Smallest value, ignoring NaN (`+inf` when there is none).
+    /// Smallest value in IEEE 754 total order, as Arrow compares floats (so `-0.0 <
+    /// 0.0` and a positive NaN is above `+inf`); meaningless when `count` is 0.
     pub min: f64,
-    /// Largest value, ignoring NaN (`-inf` when there is none).
+    /// Largest value in total order; meaningless when `count` is 0.
     pub max: f64,
     /// Sum in row order (NaN if any value is NaN).
     pub sum: f64,
@@ -257,14 +258,15 @@ fn stats(values: &[f64], valid: Option<&[bool]>) -> ColumnStats {
         if valid.is_some_and(|valid| !valid[i]) || v.to_bits() == STALE_NAN_BITS {
             continue;
         }
+        if s.count == 0 || v.total_cmp(&s.min).is_lt() {
+            s.min = v;
+        }
+        if s.count == 0 || v.total_cmp(&s.max).is_gt() {
+            s.max = v;
+        }
         s.count += 1;
         s.sum += v;
-        if v.is_nan() {
-            s.has_nan = true;
-        } else {
-            s.min = s.min.min(v);
-            s.max = s.max.max(v);
-        }
+        s.has_nan |= v.is_nan();
     }
     s
 }
