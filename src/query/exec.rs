@@ -31,10 +31,10 @@ use datafusion::physical_plan::{
 };
 use parking_lot::Mutex;
 
-use super::pushdown::{FieldBound, TagPredicate};
+use super::pushdown::{FieldBound, ScanFilters};
 use crate::model::TIME_COLUMN;
 use crate::storage::{
-    ChunkFilter, ReadOptions, SelectionCounts, SnapshotReader, Storage, TableSnapshot, TimeRange,
+    ChunkFilter, ReadOptions, SelectionCounts, SnapshotReader, Storage, TableSnapshot,
 };
 
 /// What the provider decided at planning time.
@@ -45,12 +45,8 @@ pub(crate) struct ScanSpec {
     pub(crate) columns: Vec<String>,
     /// Projected tag columns in table order (the sort order of series).
     pub(crate) sort_tags: Vec<String>,
-    pub(crate) tags: Option<TagPredicate>,
-    pub(crate) range: TimeRange,
-    pub(crate) bounds: Vec<FieldBound>,
+    pub(crate) filters: ScanFilters,
     pub(crate) limit: Option<usize>,
-    /// Filters pushed down, for `EXPLAIN`.
-    pub(crate) pushed: Vec<String>,
     /// Counts at planning time, for `EXPLAIN`.
     pub(crate) counts: SelectionCounts,
     /// Whether rows are declared ordered by time after the tags.
@@ -134,17 +130,14 @@ impl HotScanExec {
         let snapshot = match &shared.snapshot {
             Some(s) => s.clone(),
             None => {
-                let tags = self.spec.tags.clone();
+                let filters = &self.spec.filters;
                 let s = self
                     .storage
                     .select_sorted(
                         &self.spec.table,
-                        self.spec.range,
+                        filters.range,
                         Some(&self.spec.sort_tags),
-                        |index| match &tags {
-                            Some(p) => p.select(index),
-                            None => index.all().clone(),
-                        },
+                        |index| filters.select(index),
                     )
                     .map_err(|e| DataFusionError::External(Box::new(e)))?;
                 shared.snapshot = Some(s.clone());
@@ -196,8 +189,8 @@ impl DisplayAs for HotScanExec {
             c.chunks_pruned_by_time,
             c.chunks_pruned_by_value
         )?;
-        if !self.spec.pushed.is_empty() {
-            write!(f, ", pushed=[{}]", self.spec.pushed.join(", "))?;
+        if !self.spec.filters.pushed.is_empty() {
+            write!(f, ", pushed=[{}]", self.spec.filters.pushed.join(", "))?;
         }
         if let Some(limit) = self.spec.limit {
             write!(f, ", limit={limit}")?;
@@ -275,7 +268,7 @@ impl ExecutionPlan for HotScanExec {
             projection,
             batch_rows: context.session_config().batch_size(),
             series: start..end,
-            chunk_filter: chunk_filter(&self.spec.bounds, &full),
+            chunk_filter: chunk_filter(&self.spec.filters.bounds, &full),
             limit: self.spec.limit,
             merge_by,
         };

@@ -8,15 +8,19 @@
 //!                                └─ SnapshotReader ──► RecordBatch
 //! ```
 //!
-//! The module reads storage and never mutates it. [`pushdown`] says which predicates
-//! the scan answers and how; [`exec`] is the physical scan; `latest('t')` answers
-//! "newest row per series" from the per-series latest sample.
+//! The module reads storage and never mutates it. `pushdown` says which predicates
+//! the scan answers and how; `exec` is the physical scan; `latest('t')` answers
+//! "newest row per series" from the per-series latest sample; the
+//! [`BucketAggregateRule`] answers time-bucketed min/max/sum/count/avg from chunk
+//! headers through `buckets::BucketTable`.
 
+mod buckets;
 mod catalog;
 mod exec;
 mod latest;
 mod provider;
 mod pushdown;
+mod rollup_rule;
 
 use std::sync::Arc;
 
@@ -28,6 +32,7 @@ pub use catalog::HotSchema;
 pub use exec::HotScanExec;
 pub use latest::LatestFunction;
 pub use provider::HotTable;
+pub use rollup_rule::BucketAggregateRule;
 
 use crate::storage::Storage;
 
@@ -47,6 +52,7 @@ pub fn session(storage: Arc<Storage>) -> DfResult<SessionContext> {
     let catalog = MemoryCatalogProvider::new();
     catalog.register_schema(SCHEMA, Arc::new(HotSchema::new(storage.clone())))?;
     ctx.register_catalog(CATALOG, Arc::new(catalog));
-    ctx.register_udtf("latest", Arc::new(LatestFunction::new(storage)));
+    ctx.register_udtf("latest", Arc::new(LatestFunction::new(storage.clone())));
+    ctx.add_optimizer_rule(Arc::new(BucketAggregateRule::new(storage)));
     Ok(ctx)
 }

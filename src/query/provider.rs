@@ -11,9 +11,9 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::exec::{HotScanExec, ScanSpec, chunk_filter};
-use super::pushdown::{Pushed, TagPredicate, classify};
+use super::pushdown::{Pushed, ScanFilters, classify};
 use crate::model::TIME_COLUMN;
-use crate::storage::{Storage, TimeRange};
+use crate::storage::Storage;
 
 /// One table of the hot tier, with the schema it had when the query was planned.
 #[derive(Debug)]
@@ -38,6 +38,23 @@ impl HotTable {
             fields: names[time + 1..].to_vec(),
             schema,
         })
+    }
+}
+
+impl HotTable {
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Tag column names, in table order.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    /// Field column names, in table order.
+    pub fn fields(&self) -> &[String] {
+        &self.fields
     }
 }
 
@@ -77,26 +94,7 @@ impl TableProvider for HotTable {
             None => self.schema.clone(),
         };
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let mut tags = Vec::new();
-        let mut range = TimeRange::ALL;
-        let mut bounds = Vec::new();
-        let mut pushed = Vec::new();
-        for filter in filters {
-            match classify(filter, &self.tags, &self.fields) {
-                Some(Pushed::Tags(p)) => tags.push(p),
-                Some(Pushed::Time(r)) => {
-                    range = TimeRange::new(range.start.max(r.start), range.end.min(r.end));
-                }
-                Some(Pushed::Fields(b)) => bounds.extend(b),
-                None => continue,
-            }
-            pushed.push(filter.to_string());
-        }
-        let tags = match tags.len() {
-            0 => None,
-            1 => tags.pop(),
-            _ => Some(TagPredicate::And(tags)),
-        };
+        let filters = ScanFilters::new(filters, &self.tags, &self.fields);
         let sort_tags: Vec<String> = self
             .tags
             .iter()
@@ -104,18 +102,15 @@ impl TableProvider for HotTable {
             .cloned()
             .collect();
         let all_tags = sort_tags.len() == self.tags.len();
-        let filter = chunk_filter(&bounds, &self.schema);
+        let filter = chunk_filter(&filters.bounds, &self.schema);
         let counts = self
             .storage
             .count_selection(
                 &self.name,
-                range,
+                filters.range,
                 filter.as_ref(),
                 if all_tags { &[] } else { &sort_tags },
-                |index| match &tags {
-                    Some(p) => p.select(index),
-                    None => index.all().clone(),
-                },
+                |index| filters.select(index),
             )
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let time_ordered = columns.iter().any(|c| c == TIME_COLUMN) && (all_tags || counts.unique);
@@ -127,11 +122,8 @@ impl TableProvider for HotTable {
             table: self.name.clone(),
             columns,
             sort_tags,
-            tags,
-            range,
-            bounds,
+            filters,
             limit,
-            pushed,
             counts,
             time_ordered,
         };

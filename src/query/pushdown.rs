@@ -192,6 +192,56 @@ pub(crate) enum Pushed {
     Fields(Vec<FieldBound>),
 }
 
+/// The filters a scan was handed, sorted by what answers them.
+#[derive(Debug, Clone)]
+pub(crate) struct ScanFilters {
+    /// All tag predicates, ANDed.
+    pub(crate) tags: Option<TagPredicate>,
+    pub(crate) range: TimeRange,
+    pub(crate) bounds: Vec<FieldBound>,
+    /// The filters taken, as text, for `EXPLAIN`.
+    pub(crate) pushed: Vec<String>,
+}
+
+impl ScanFilters {
+    pub(crate) fn new(filters: &[Expr], tags: &[String], fields: &[String]) -> ScanFilters {
+        let mut predicates = Vec::new();
+        let mut range = TimeRange::ALL;
+        let mut bounds = Vec::new();
+        let mut pushed = Vec::new();
+        for filter in filters {
+            match classify(filter, tags, fields) {
+                Some(Pushed::Tags(p)) => predicates.push(p),
+                Some(Pushed::Time(r)) => {
+                    range = TimeRange::new(range.start.max(r.start), range.end.min(r.end));
+                }
+                Some(Pushed::Fields(b)) => bounds.extend(b),
+                None => continue,
+            }
+            pushed.push(filter.to_string());
+        }
+        let tags = match predicates.len() {
+            0 => None,
+            1 => predicates.pop(),
+            _ => Some(TagPredicate::And(predicates)),
+        };
+        ScanFilters {
+            tags,
+            range,
+            bounds,
+            pushed,
+        }
+    }
+
+    /// The ids of series the tag predicates select.
+    pub(crate) fn select(&self, index: &LabelIndex) -> RoaringBitmap {
+        match &self.tags {
+            Some(p) => p.select(index),
+            None => index.all().clone(),
+        }
+    }
+}
+
 /// Classifies `expr` against the table's tag and field columns.
 pub(crate) fn classify(expr: &Expr, tags: &[String], fields: &[String]) -> Option<Pushed> {
     if let Some(p) = tag_predicate(expr, tags) {

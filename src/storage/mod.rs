@@ -14,6 +14,7 @@
 //!
 //! This module knows nothing of DataFusion or of protocols.
 
+mod buckets;
 pub mod chunk;
 pub mod codec;
 mod config;
@@ -31,6 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 
+pub use buckets::{BucketReads, BucketRow, BucketSpec, FieldStats};
 pub use config::StorageConfig;
 pub use index::{LabelIndex, MatchOp, Matcher};
 pub use snapshot::{

@@ -90,8 +90,8 @@ pub struct SeriesSnapshot {
     pub tags: Vec<Option<Arc<str>>>,
     /// Sealed chunks overlapping the range, in time order, disjoint.
     pub chunks: Vec<Arc<Chunk>>,
-    head: Head,
-    overlay: Option<Head>,
+    pub(super) head: Head,
+    pub(super) overlay: Option<Head>,
     latest: Option<(i64, Row)>,
 }
 
@@ -113,8 +113,8 @@ pub struct TableSnapshot {
     table: Arc<str>,
     schema: SchemaRef,
     tag_count: usize,
-    range: TimeRange,
-    series: Vec<SeriesSnapshot>,
+    pub(super) range: TimeRange,
+    pub(super) series: Vec<SeriesSnapshot>,
 }
 
 impl TableInner {
@@ -546,14 +546,14 @@ impl Iterator for SnapshotReader {
 }
 
 /// Column buffers a batch is decoded into.
-struct Columns {
-    rows: usize,
-    times: Vec<i64>,
-    values: Vec<(Vec<f64>, BooleanBufferBuilder)>,
+pub(super) struct Columns {
+    pub(super) rows: usize,
+    pub(super) times: Vec<i64>,
+    pub(super) values: Vec<(Vec<f64>, BooleanBufferBuilder)>,
 }
 
 impl Columns {
-    fn new(fields: usize) -> Columns {
+    pub(super) fn new(fields: usize) -> Columns {
         Columns {
             rows: 0,
             times: Vec::new(),
@@ -591,7 +591,7 @@ fn time_order(times: &[i64], groups: &[std::ops::Range<usize>]) -> arrow::array:
 }
 
 /// The slow path for series with pending out-of-order rows: decode, merge, append.
-fn decode_merged(
+pub(super) fn decode_merged(
     s: &SeriesSnapshot,
     overlay: &Head,
     range: TimeRange,

@@ -1,0 +1,379 @@
+//! `BucketTable`: a table's rows pre-aggregated per series and time bucket, read from
+//! chunk headers where a chunk fits in one bucket (see `storage::buckets`).
+//!
+//! Nobody queries it by name: the [`super::rollup_rule`] rewrites eligible aggregates
+//! over a hot table into aggregates over this table. Its columns: the table's tags,
+//! `__bucket` (the bucket start), `__rows` (rows in the bucket), and for each field
+//! `f`: `f__count`, `f__sum`, `f__min`, `f__max` (NULL when the bucket has no value).
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringDictionaryBuilder,
+    TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning,
+    PlanProperties, ReplaceChildrenOptions, SendableRecordBatchStream,
+};
+use futures::StreamExt;
+
+use super::pushdown::{Pushed, ScanFilters, classify};
+use crate::storage::{BucketRow, BucketSpec, Storage, TableSnapshot, tag_type, time_type};
+
+/// Name of the bucket start column.
+pub const BUCKET: &str = "__bucket";
+/// Name of the row count column.
+pub const ROWS: &str = "__rows";
+/// Per-field statistics columns, in this order: `{field}__{suffix}`.
+pub const STATS: [&str; 4] = ["count", "sum", "min", "max"];
+
+/// Pre-aggregated rows of one hot table; see the module docs.
+#[derive(Debug)]
+pub struct BucketTable {
+    storage: Arc<Storage>,
+    table: String,
+    spec: BucketSpec,
+    tags: Vec<String>,
+    /// Fields whose statistics are produced, and the table's field names.
+    fields: Vec<String>,
+    all_fields: Vec<String>,
+    schema: SchemaRef,
+}
+
+impl BucketTable {
+    /// Statistics of `fields` of `table` per series and bucket of `spec`.
+    pub(crate) fn new(
+        storage: Arc<Storage>,
+        table: &str,
+        spec: BucketSpec,
+        tags: Vec<String>,
+        fields: Vec<String>,
+        all_fields: Vec<String>,
+    ) -> BucketTable {
+        let mut columns: Vec<Field> = tags
+            .iter()
+            .map(|t| Field::new(t, tag_type(), true))
+            .collect();
+        columns.push(Field::new(BUCKET, time_type(), false));
+        columns.push(Field::new(ROWS, DataType::Int64, false));
+        for f in &fields {
+            columns.push(Field::new(format!("{f}__count"), DataType::Int64, false));
+            for s in &STATS[1..] {
+                columns.push(Field::new(format!("{f}__{s}"), DataType::Float64, true));
+            }
+        }
+        BucketTable {
+            storage,
+            table: table.to_string(),
+            spec,
+            tags,
+            fields,
+            all_fields,
+            schema: Arc::new(Schema::new(columns)),
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for BucketTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match classify(f, &self.tags, &self.all_fields) {
+                Some(Pushed::Tags(_) | Pushed::Time(_)) => TableProviderFilterPushDown::Exact,
+                _ => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let filters = ScanFilters::new(filters, &self.tags, &self.all_fields);
+        if !filters.bounds.is_empty() {
+            return Err(DataFusionError::Internal(
+                "bucket statistics cannot apply field filters".into(),
+            ));
+        }
+        let projection = projection.cloned();
+        let schema = match &projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        };
+        let partitions = state.config().target_partitions().max(1);
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(Arc::new(BucketExec {
+            storage: self.storage.clone(),
+            table: self.table.clone(),
+            spec: self.spec,
+            tags: self.tags.clone(),
+            fields: self.fields.clone(),
+            full_schema: self.schema.clone(),
+            projection,
+            filters,
+            partitions,
+            shared: parking_lot::Mutex::new((None, 0)),
+            metrics: ExecutionPlanMetricsSet::new(),
+            properties: Arc::new(properties),
+        }))
+    }
+}
+
+/// Computes bucket statistics; one snapshot per execution, series split over partitions.
+#[derive(Debug)]
+pub struct BucketExec {
+    storage: Arc<Storage>,
+    table: String,
+    spec: BucketSpec,
+    tags: Vec<String>,
+    fields: Vec<String>,
+    full_schema: SchemaRef,
+    projection: Option<Vec<usize>>,
+    filters: ScanFilters,
+    partitions: usize,
+    /// The execution's snapshot and how many partitions took it.
+    shared: parking_lot::Mutex<(Option<Arc<TableSnapshot>>, usize)>,
+    metrics: ExecutionPlanMetricsSet,
+    properties: Arc<PlanProperties>,
+}
+
+impl BucketExec {
+    fn snapshot(&self) -> DfResult<Arc<TableSnapshot>> {
+        let mut shared = self.shared.lock();
+        let snapshot = match &shared.0 {
+            Some(s) => s.clone(),
+            None => {
+                let s = self
+                    .storage
+                    .select_with(&self.table, self.filters.range, |index| {
+                        self.filters.select(index)
+                    })
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                *shared = (Some(s.clone()), 0);
+                s
+            }
+        };
+        shared.1 += 1;
+        if shared.1 >= self.partitions {
+            shared.0 = None;
+        }
+        Ok(snapshot)
+    }
+}
+
+/// What one partition computes, owned so it can run inside the stream.
+struct Work {
+    snapshot: Arc<TableSnapshot>,
+    spec: BucketSpec,
+    tags: Vec<String>,
+    fields: Vec<String>,
+    full_schema: SchemaRef,
+    projection: Option<Vec<usize>>,
+    series: std::ops::Range<usize>,
+    batch_size: usize,
+}
+
+impl Work {
+    fn run(&self) -> DfResult<(Vec<RecordBatch>, crate::storage::BucketReads)> {
+        let schema = self.snapshot.schema();
+        let time = schema.index_of(crate::model::TIME_COLUMN)?;
+        let field_numbers = self
+            .fields
+            .iter()
+            .map(|f| Ok(schema.index_of(f)? - time - 1))
+            .collect::<DfResult<Vec<usize>>>()?;
+        let mut rows = Vec::new();
+        let reads = self
+            .snapshot
+            .bucket_stats(self.series.clone(), self.spec, &field_numbers, &mut rows)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let batches = rows
+            .chunks(self.batch_size.max(1))
+            .map(|chunk| self.batch(chunk))
+            .collect::<DfResult<Vec<_>>>()?;
+        Ok((batches, reads))
+    }
+
+    fn batch(&self, rows: &[BucketRow]) -> DfResult<RecordBatch> {
+        let snapshot = &self.snapshot;
+        let full = snapshot.schema();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.full_schema.fields().len());
+        for tag in &self.tags {
+            let key = full.index_of(tag)?;
+            let mut b = StringDictionaryBuilder::<Int32Type>::new();
+            for r in rows {
+                b.append_option(snapshot.series()[r.series].tags[key].as_deref());
+            }
+            columns.push(Arc::new(b.finish()));
+        }
+        columns.push(Arc::new(
+            TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.bucket))
+                .with_timezone("UTC"),
+        ));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.rows as i64),
+        )));
+        for f in 0..self.fields.len() {
+            let stat = |g: fn(&crate::storage::FieldStats) -> f64| -> ArrayRef {
+                Arc::new(
+                    rows.iter()
+                        .map(|r| (r.fields[f].count > 0).then(|| g(&r.fields[f])))
+                        .collect::<Float64Array>(),
+                )
+            };
+            columns.push(Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.fields[f].count as i64),
+            )));
+            columns.push(stat(|s| s.sum));
+            columns.push(stat(|s| s.min));
+            columns.push(stat(|s| s.max));
+        }
+        let batch = RecordBatch::try_new(self.full_schema.clone(), columns)?;
+        Ok(match &self.projection {
+            Some(p) => batch.project(p)?,
+            None => batch,
+        })
+    }
+}
+
+impl DisplayAs for BucketExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "BucketExec: table={}, bucket={}ms, fields=[{}], partitions={}",
+            self.table,
+            self.spec.width_ms,
+            self.fields.join(", "),
+            self.partitions
+        )?;
+        if !self.filters.pushed.is_empty() {
+            write!(f, ", pushed=[{}]", self.filters.pushed.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for BucketExec {
+    fn name(&self) -> &'static str {
+        "BucketExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let snapshot = self.snapshot()?;
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
+        let headers = MetricBuilder::new(&self.metrics).counter("chunks_from_headers", partition);
+        let decoded = MetricBuilder::new(&self.metrics).counter("chunks_decoded", partition);
+        let n = snapshot.series().len();
+        let work = Work {
+            snapshot,
+            spec: self.spec,
+            tags: self.tags.clone(),
+            fields: self.fields.clone(),
+            full_schema: self.full_schema.clone(),
+            projection: self.projection.clone(),
+            series: n * partition / self.partitions..n * (partition + 1) / self.partitions,
+            batch_size: context.session_config().batch_size(),
+        };
+        let schema = match &self.projection {
+            Some(p) => Arc::new(self.full_schema.project(p)?),
+            None => self.full_schema.clone(),
+        };
+        // The work runs when the stream is first polled, not in `execute`.
+        let stream = futures::stream::once(async move {
+            let timer = baseline.elapsed_compute().timer();
+            let result = work.run();
+            timer.done();
+            match result {
+                Ok((batches, reads)) => {
+                    headers.add(reads.from_headers);
+                    decoded.add(reads.decoded);
+                    for b in &batches {
+                        baseline.record_output(b.num_rows());
+                    }
+                    baseline.done();
+                    futures::stream::iter(batches.into_iter().map(Ok).collect::<Vec<_>>())
+                }
+                Err(e) => futures::stream::iter(vec![Err(e)]),
+            }
+        })
+        .flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}

@@ -1,0 +1,300 @@
+//! An optimizer rule that answers time-bucketed aggregates from chunk headers.
+//!
+//! It rewrites
+//! ```text
+//! Aggregate: groupBy=[date_bin(W, time[, origin]), tag...], aggr=[min|max|sum|count|avg(field), count(*)]
+//!   TableScan: t (a hot table), filters on tags and time only
+//! ```
+//! into
+//! ```text
+//! Projection: (restores the original names and types)
+//!   Aggregate: groupBy=[__bucket, tag...], aggr=[min(f__min), max(f__max), sum(f__sum), sum(f__count), sum(__rows)]
+//!     TableScan: t (BucketTable: per series and bucket, from chunk headers where a chunk fits a bucket)
+//! ```
+//! `avg` becomes `sum(f__sum) / sum(f__count)`. Anything else (DISTINCT, FILTER,
+//! ORDER BY inside the aggregate, other functions, field filters, expressions over
+//! columns, no `date_bin`) is left alone. Results equal the plain plan's except that
+//! float sums and averages may differ in the last bits (partial sums are added in a
+//! different order), and min/max order NaN in IEEE total order (DataFusion's grouped
+//! min/max let a NaN reset the running value, which depends on row order).
+//!
+//! Matching aggregate functions by name is what DataFusion's own rules advise against
+//! (a session could register a different `sum`); MetricStore's sessions register the
+//! built-in ones only, and the rule runs only in them.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use datafusion::catalog::default_table_source::{provider_as_source, source_as_provider};
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{Column, ScalarValue};
+use datafusion::error::Result as DfResult;
+use datafusion::functions_aggregate::expr_fn::{max, min, sum};
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{
+    Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, TableScan, cast, col,
+};
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+
+use super::buckets::{BUCKET, BucketTable, ROWS};
+use super::provider::HotTable;
+use super::pushdown::{Pushed, classify};
+use crate::model::TIME_COLUMN;
+use crate::storage::{BucketSpec, Storage};
+
+/// The rule; see the module docs.
+#[derive(Debug)]
+pub struct BucketAggregateRule {
+    storage: Arc<Storage>,
+}
+
+impl BucketAggregateRule {
+    /// The rule for tables of `storage`.
+    pub fn new(storage: Arc<Storage>) -> BucketAggregateRule {
+        BucketAggregateRule { storage }
+    }
+}
+
+/// What one original aggregate expression becomes.
+enum Agg {
+    Min(String),
+    Max(String),
+    Sum(String),
+    Count(String),
+    CountRows,
+    Avg(String),
+}
+
+impl OptimizerRule for BucketAggregateRule {
+    fn name(&self) -> &str {
+        "metricstore_bucket_aggregates"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::BottomUp)
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> DfResult<Transformed<LogicalPlan>> {
+        let LogicalPlan::Aggregate(aggregate) = &plan else {
+            return Ok(Transformed::no(plan));
+        };
+        match self.try_rewrite(aggregate)? {
+            Some(new) => Ok(Transformed::yes(new)),
+            None => Ok(Transformed::no(plan)),
+        }
+    }
+}
+
+fn unalias(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(a) => unalias(&a.expr),
+        e => e,
+    }
+}
+
+/// `date_bin(W, time[, origin])` with a fixed width in milliseconds.
+fn bucket_spec(e: &Expr) -> Option<BucketSpec> {
+    let Expr::ScalarFunction(f) = unalias(e) else {
+        return None;
+    };
+    if f.name() != "date_bin" {
+        return None;
+    }
+    let width_ms = match f.args.first()? {
+        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+            let nanos = i64::from(v.days)
+                .checked_mul(86_400_000_000_000)?
+                .checked_add(v.nanoseconds)?;
+            (nanos % 1_000_000 == 0).then_some(nanos / 1_000_000)?
+        }
+        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
+            i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds)
+        }
+        _ => return None,
+    };
+    // Coercion casts `time` to date_bin's nanosecond timestamps; a cast between
+    // timestamp units changes no bucket.
+    let source = match f.args.get(1)? {
+        Expr::Cast(c) if matches!(c.field.data_type(), DataType::Timestamp(..)) => c.expr.as_ref(),
+        e => e,
+    };
+    match source {
+        Expr::Column(c) if c.name == TIME_COLUMN => {}
+        _ => return None,
+    }
+    let origin_ms = match f.args.get(2) {
+        None => 0,
+        Some(Expr::Literal(ScalarValue::TimestampNanosecond(Some(v), _), _))
+            if v % 1_000_000 == 0 =>
+        {
+            v / 1_000_000
+        }
+        Some(Expr::Literal(ScalarValue::TimestampMillisecond(Some(v), _), _)) => *v,
+        Some(Expr::Literal(ScalarValue::TimestampSecond(Some(v), _), _)) => v.checked_mul(1000)?,
+        Some(_) => return None,
+    };
+    (width_ms > 0).then_some(BucketSpec {
+        width_ms,
+        origin_ms,
+    })
+}
+
+fn field_arg(f: &AggregateFunction, fields: &[String]) -> Option<String> {
+    match f.params.args.as_slice() {
+        [Expr::Column(c)] if fields.contains(&c.name) => Some(c.name.clone()),
+        _ => None,
+    }
+}
+
+fn aggregate(e: &Expr, fields: &[String]) -> Option<Agg> {
+    let Expr::AggregateFunction(f) = unalias(e) else {
+        return None;
+    };
+    let p = &f.params;
+    if p.distinct || p.filter.is_some() || !p.order_by.is_empty() || p.null_treatment.is_some() {
+        return None;
+    }
+    Some(match f.func.name() {
+        "min" => Agg::Min(field_arg(f, fields)?),
+        "max" => Agg::Max(field_arg(f, fields)?),
+        "sum" => Agg::Sum(field_arg(f, fields)?),
+        "avg" => Agg::Avg(field_arg(f, fields)?),
+        "count" => match p.args.as_slice() {
+            [Expr::Literal(v, _)] if !v.is_null() => Agg::CountRows,
+            _ => Agg::Count(field_arg(f, fields)?),
+        },
+        _ => return None,
+    })
+}
+
+impl BucketAggregateRule {
+    fn try_rewrite(&self, aggregate_plan: &Aggregate) -> DfResult<Option<LogicalPlan>> {
+        let LogicalPlan::TableScan(scan) = aggregate_plan.input.as_ref() else {
+            return Ok(None);
+        };
+        let TableScan {
+            table_name,
+            source,
+            filters,
+            fetch,
+            ..
+        } = scan;
+        if fetch.is_some() {
+            return Ok(None);
+        }
+        let Ok(provider) = source_as_provider(source) else {
+            return Ok(None);
+        };
+        let any: &dyn Any = provider.as_ref();
+        let Some(hot) = any.downcast_ref::<HotTable>() else {
+            return Ok(None);
+        };
+        let (tags, fields) = (hot.tags(), hot.fields());
+        if !filters.iter().all(|f| {
+            matches!(
+                classify(f, tags, fields),
+                Some(Pushed::Tags(_) | Pushed::Time(_))
+            )
+        }) {
+            return Ok(None);
+        }
+        // Group keys: exactly one date_bin over time, the rest tag columns.
+        let mut spec = None;
+        for g in &aggregate_plan.group_expr {
+            match unalias(g) {
+                Expr::Column(c) if tags.contains(&c.name) => {}
+                e => match (bucket_spec(e), spec) {
+                    (Some(s), None) => spec = Some(s),
+                    _ => return Ok(None),
+                },
+            }
+        }
+        let Some(spec) = spec else {
+            return Ok(None);
+        };
+        let Some(aggs) = aggregate_plan
+            .aggr_expr
+            .iter()
+            .map(|e| aggregate(e, fields))
+            .collect::<Option<Vec<Agg>>>()
+        else {
+            return Ok(None);
+        };
+        let mut needed: Vec<String> = Vec::new();
+        for a in &aggs {
+            if let Agg::Min(f) | Agg::Max(f) | Agg::Sum(f) | Agg::Count(f) | Agg::Avg(f) = a
+                && !needed.contains(f)
+            {
+                needed.push(f.clone());
+            }
+        }
+        let table = BucketTable::new(
+            self.storage.clone(),
+            hot.name(),
+            spec,
+            tags.to_vec(),
+            needed,
+            fields.to_vec(),
+        );
+        let qualified = |name: &str| Expr::Column(Column::new(Some(table_name.clone()), name));
+        let mut group = Vec::new();
+        for g in &aggregate_plan.group_expr {
+            group.push(match unalias(g) {
+                Expr::Column(c) => qualified(&c.name),
+                _ => qualified(BUCKET),
+            });
+        }
+        let mut new_aggs = Vec::new();
+        let mut outputs = Vec::new();
+        for a in &aggs {
+            let mut add = |e: Expr| {
+                let name = format!("__agg{}", new_aggs.len());
+                new_aggs.push(e.alias(name.clone()));
+                col(name)
+            };
+            outputs.push(match a {
+                Agg::Min(f) => add(min(qualified(&format!("{f}__min")))),
+                Agg::Max(f) => add(max(qualified(&format!("{f}__max")))),
+                Agg::Sum(f) => add(sum(qualified(&format!("{f}__sum")))),
+                Agg::Count(f) => add(sum(qualified(&format!("{f}__count")))),
+                Agg::CountRows => add(sum(qualified(ROWS))),
+                Agg::Avg(f) => {
+                    let total = add(sum(qualified(&format!("{f}__sum"))));
+                    let count = add(sum(qualified(&format!("{f}__count"))));
+                    total / cast(count, DataType::Float64)
+                }
+            });
+        }
+        let new = LogicalPlanBuilder::scan_with_filters(
+            table_name.clone(),
+            provider_as_source(Arc::new(table)),
+            None,
+            filters.clone(),
+        )?
+        .aggregate(group.clone(), new_aggs)?;
+        // Restore the original output: same qualifiers, names and types.
+        let schema = aggregate_plan.schema.clone();
+        let mut projection = Vec::with_capacity(schema.fields().len());
+        for (i, g) in group.into_iter().enumerate() {
+            let (qualifier, field) = schema.qualified_field(i);
+            projection.push(match qualifier {
+                Some(q) if matches!(&g, Expr::Column(c) if c.name == *field.name()) => {
+                    Expr::Column(Column::new(Some(q.clone()), field.name()))
+                }
+                // The bucket, in the type date_bin gave the original (nanoseconds).
+                q => cast(g, field.data_type().clone()).alias_qualified(q.cloned(), field.name()),
+            });
+        }
+        let offset = aggregate_plan.group_expr.len();
+        for (i, out) in outputs.into_iter().enumerate() {
+            let (qualifier, field) = schema.qualified_field(offset + i);
+            projection.push(out.alias_qualified(qualifier.cloned(), field.name()));
+        }
+        Ok(Some(new.project(projection)?.build()?))
+    }
+}
