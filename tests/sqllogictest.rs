@@ -105,11 +105,20 @@ impl AsyncDB for Db {
                     .collect();
                 // Multi-line cells (EXPLAIN plans) become one output row per line.
                 let height = cells.iter().map(|c| c.lines().count()).max().unwrap_or(1);
-                for line in 0..height.max(1) {
+                if height <= 1 {
+                    rows.push(cells);
+                    continue;
+                }
+                // Continuation lines keep only their non-empty parts, so that the
+                // whitespace-normalised comparison sees what the file shows.
+                for line in 0..height {
                     rows.push(
                         cells
                             .iter()
-                            .map(|c| c.lines().nth(line).unwrap_or("").trim_end().to_string())
+                            .filter_map(|c| c.lines().nth(line))
+                            .map(str::trim)
+                            .filter(|part| !part.is_empty())
+                            .map(String::from)
                             .collect(),
                     );
                 }

@@ -272,7 +272,10 @@ impl<'a> Parser<'a> {
             (None, None) => return Err(line.err(start, "internal error: no series")),
         };
         let item = self.group(&line, id)?;
-        let pushed = self.items.get_mut(item).map(|s| s.push(timestamp, &self.values));
+        let pushed = self
+            .items
+            .get_mut(item)
+            .map(|s| s.push(timestamp, &self.values));
         match pushed {
             Some(Ok(_)) => {}
             Some(Err(e)) => return Err(line.err(start, format!("internal error: {e}"))),

@@ -6,9 +6,12 @@
 //! write itself belong to storage; parsers only refuse what their format refuses.
 //!
 //! - [`prom_text`]: the Prometheus text exposition format 0.0.4, with timestamps.
+//! - [`line_protocol`]: InfluxDB line protocol (v1 and v2 writes), valid lines stored
+//!   and bad lines reported, as InfluxDB does.
 //!
-//! Prometheus remote_write, Influx line protocol and StatsD will sit beside it.
+//! Prometheus remote_write and StatsD will sit beside them.
 
+pub mod line_protocol;
 pub mod prom_text;
 
 /// Malformed input: where it is and what is wrong.

@@ -20,7 +20,8 @@ fn escape(s: &str, specials: &[char]) -> String {
 
 /// Names over the characters that need escapes, plus a few ordinary and non-ASCII ones.
 fn name() -> impl Strategy<Value = String> {
-    "[a-c ,=\\\\\"#é_.]{1,6}".prop_filter("valid names", |n| validate_name(NameKind::Tag, n).is_ok())
+    "[a-c ,=\\\\\"#é_.]{1,6}"
+        .prop_filter("valid names", |n| validate_name(NameKind::Tag, n).is_ok())
 }
 
 /// A field value: its text and the f64 storage gets.
@@ -34,7 +35,10 @@ fn value() -> impl Strategy<Value = (String, f64)> {
             .prop_map(|v| (format!("{v:e}"), v)),
         any::<i64>().prop_map(|v| (format!("{v}i"), v as f64)),
         any::<u64>().prop_map(|v| (format!("{v}u"), v as f64)),
-        any::<bool>().prop_map(|v| (if v { "true" } else { "F" }.to_string(), f64::from(u8::from(v)))),
+        any::<bool>().prop_map(|v| (
+            if v { "true" } else { "F" }.to_string(),
+            f64::from(u8::from(v))
+        )),
     ]
 }
 
@@ -62,22 +66,25 @@ fn point() -> impl Strategy<Value = Point> {
         prop::collection::vec((name(), value()), 1..4),
         prop::option::of(-(i64::MAX / 1000)..(i64::MAX / 1000)),
     )
-        .prop_filter_map("a field left", |(measurement, mut tags, mut fields, timestamp)| {
-            let mut seen = std::collections::HashSet::new();
-            tags.retain(|(k, _)| seen.insert(k.clone()));
-            fields.retain(|(k, _)| seen.insert(k.clone()));
-            // `#` cannot start a measurement: the line would be a comment.
-            let measurement = match measurement.starts_with('#') {
-                true => format!("a{measurement}"),
-                false => measurement,
-            };
-            (!fields.is_empty()).then_some(Point {
-                measurement,
-                tags,
-                fields,
-                timestamp,
-            })
-        })
+        .prop_filter_map(
+            "a field left",
+            |(measurement, mut tags, mut fields, timestamp)| {
+                let mut seen = std::collections::HashSet::new();
+                tags.retain(|(k, _)| seen.insert(k.clone()));
+                fields.retain(|(k, _)| seen.insert(k.clone()));
+                // `#` cannot start a measurement: the line would be a comment.
+                let measurement = match measurement.starts_with('#') {
+                    true => format!("a{measurement}"),
+                    false => measurement,
+                };
+                (!fields.is_empty()).then_some(Point {
+                    measurement,
+                    tags,
+                    fields,
+                    timestamp,
+                })
+            },
+        )
 }
 
 fn render(p: &Point) -> String {
@@ -121,7 +128,9 @@ fn actual(batch: &WriteBatch) -> Rows {
     let mut out = Rows::new();
     for s in batch.items() {
         let names: Vec<String> = s.fields().iter().map(|(n, _)| n.clone()).collect();
-        let rows = out.entry((s.table().to_string(), s.tags().clone())).or_default();
+        let rows = out
+            .entry((s.table().to_string(), s.tags().clone()))
+            .or_default();
         for i in 0..s.len() {
             let bits = s.row(i).iter().map(|v| v.to_bits()).collect();
             rows.push((names.clone(), s.timestamps()[i], bits));

@@ -75,25 +75,24 @@ impl<'a> Line<'a> {
     ) -> Result<Cow<'a, str>, ParseError> {
         tags.clear();
         let b = self.text.as_bytes();
-        let name_end = self.scan(start, end, MEASUREMENT_ESCAPES, |c| c == b',');
+        let (name_end, measurement) = self.scan(start, end, MEASUREMENT_ESCAPES, |c| c == b',');
         if name_end == start {
             return Err(self.err(start, "missing measurement"));
         }
-        let measurement = unescape(sub(self.text, start, name_end), MEASUREMENT_ESCAPES);
         let mut pos = name_end;
         // Here `pos` is at a ',' or at `end`.
         while pos < end {
             let key_pos = pos + 1;
-            let key_end = self.scan(key_pos, end, KEY_ESCAPES, |c| c == b'=' || c == b',');
+            let (key_end, key) = self.scan(key_pos, end, KEY_ESCAPES, |c| c == b'=' || c == b',');
             if key_end == key_pos {
                 return Err(self.err(key_pos, "missing tag key after ','"));
             }
-            let key = unescape(sub(self.text, key_pos, key_end), KEY_ESCAPES);
             if b.get(key_end) != Some(&b'=') || key_end >= end {
                 return Err(self.err(key_end, format!("expected '=' after tag key {key:?}")));
             }
             let value_pos = key_end + 1;
-            let value_end = self.scan(value_pos, end, KEY_ESCAPES, |c| c == b'=' || c == b',');
+            let (value_end, value) =
+                self.scan(value_pos, end, KEY_ESCAPES, |c| c == b'=' || c == b',');
             if value_end == value_pos {
                 return Err(self.err(value_pos, format!("tag {key:?} has no value")));
             }
@@ -101,7 +100,6 @@ impl<'a> Line<'a> {
                 let message = format!("unescaped '=' in the value of tag {key:?} (write '\\=')");
                 return Err(self.err(value_end, message));
             }
-            let value = unescape(sub(self.text, value_pos, value_end), KEY_ESCAPES);
             tags.push(Tag {
                 key,
                 value,
@@ -123,13 +121,12 @@ impl<'a> Line<'a> {
     ) -> Result<usize, ParseError> {
         let b = self.text.as_bytes();
         loop {
-            let key_end = self.scan(pos, b.len(), KEY_ESCAPES, |c| {
+            let (key_end, key) = self.scan(pos, b.len(), KEY_ESCAPES, |c| {
                 c == b'=' || c == b',' || is_blank(c)
             });
             if key_end == pos {
                 return Err(self.err(pos, "missing field key"));
             }
-            let key = unescape(sub(self.text, pos, key_end), KEY_ESCAPES);
             if b.get(key_end) != Some(&b'=') {
                 return Err(self.err(key_end, format!("expected '=' after field key {key:?}")));
             }
@@ -188,9 +185,7 @@ impl<'a> Line<'a> {
         if let Some(digits) = token.strip_suffix('u') {
             return match digits.parse::<u64>() {
                 Ok(v) => Ok(v as f64),
-                Err(_) if is_integer(digits) => {
-                    Err(out_of_range("a 64-bit unsigned integer"))
-                }
+                Err(_) if is_integer(digits) => Err(out_of_range("a 64-bit unsigned integer")),
                 Err(_) => Err(invalid()),
             };
         }
@@ -258,31 +253,47 @@ impl<'a> Line<'a> {
         }
     }
 
-    /// The first position in `[pos, end)` where `stop` holds outside an escape, or `end`.
-    /// A backslash escapes the next byte only if that byte is in `escapes`.
-    fn scan(&self, mut pos: usize, end: usize, escapes: &[u8], stop: impl Fn(u8) -> bool) -> usize {
+    /// The first position in `[pos, end)` where `stop` holds outside an escape (or
+    /// `end`), and the unescaped text before it. A backslash escapes the next byte only
+    /// if that byte is in `escapes`. Borrows unless there was an escape, so the common
+    /// case reads each byte once and allocates nothing.
+    fn scan(
+        &self,
+        start: usize,
+        end: usize,
+        escapes: &[u8],
+        stop: impl Fn(u8) -> bool,
+    ) -> (usize, Cow<'a, str>) {
         let b = self.text.as_bytes();
+        let mut pos = start;
+        let mut escaped = false;
         while pos < end {
             let Some(&c) = b.get(pos) else { break };
-            if c == b'\\' && pos + 1 < end && b.get(pos + 1).is_some_and(|n| escapes.contains(n))
-            {
-                pos += 2;
+            if c == b'\\' {
+                escaped = true;
+                let next_escaped =
+                    pos + 1 < end && b.get(pos + 1).is_some_and(|n| escapes.contains(n));
+                pos += if next_escaped { 2 } else { 1 };
             } else if stop(c) {
-                return pos;
+                break;
             } else {
                 pos += 1;
             }
         }
-        end
+        let pos = pos.min(end);
+        let raw = sub(self.text, start, pos);
+        let text = if escaped {
+            unescape(raw, escapes)
+        } else {
+            Cow::Borrowed(raw)
+        };
+        (pos, text)
     }
 }
 
-/// Removes the backslashes that escape a byte of `escapes`; borrows when there are none.
-fn unescape<'a>(raw: &'a str, escapes: &[u8]) -> Cow<'a, str> {
+/// Removes the backslashes that escape a byte of `escapes`.
+fn unescape(raw: &str, escapes: &[u8]) -> Cow<'static, str> {
     let b = raw.as_bytes();
-    if !b.contains(&b'\\') {
-        return Cow::Borrowed(raw);
-    }
     let mut out = String::with_capacity(raw.len());
     let (mut i, mut segment) = (0, 0);
     while let Some(&c) = b.get(i) {

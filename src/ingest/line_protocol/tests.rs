@@ -2,6 +2,8 @@ use super::*;
 
 const TS: i64 = 7_000;
 
+mod values;
+
 /// One row: table, tags, field names, timestamp, values.
 type Row = (String, Vec<(String, String)>, Vec<String>, i64, Vec<f64>);
 
@@ -24,7 +26,7 @@ pub(super) fn rows(batch: &WriteBatch) -> Vec<Row> {
     out
 }
 
-fn row(table: &str, tags: &[(&str, &str)], fields: &[(&str, f64)], ts: i64) -> Row {
+pub(super) fn row(table: &str, tags: &[(&str, &str)], fields: &[(&str, f64)], ts: i64) -> Row {
     let mut tags: Vec<(String, String)> = tags
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -39,18 +41,18 @@ fn row(table: &str, tags: &[(&str, &str)], fields: &[(&str, f64)], ts: i64) -> R
     )
 }
 
-fn ms(text: &str) -> Vec<Row> {
+pub(super) fn ms(text: &str) -> Vec<Row> {
     rows(&parse_strict(text, Precision::Millisecond, TS).unwrap())
 }
 
 /// The one value of a one-field line `m v=<value>`.
-fn value(v: &str) -> f64 {
+pub(super) fn value(v: &str) -> f64 {
     let rows = ms(&format!("m v={v}"));
     assert_eq!(rows.len(), 1);
     rows[0].4[0]
 }
 
-fn error(text: &str) -> (usize, usize, String) {
+pub(super) fn error(text: &str) -> (usize, usize, String) {
     let e = parse_strict(text, Precision::Millisecond, TS).unwrap_err();
     (e.line, e.column, e.message)
 }
@@ -75,110 +77,18 @@ fn missing_timestamp_and_tags() {
 }
 
 #[test]
-fn float_values() {
-    for (text, v) in [
-        ("1", 1.0),
-        ("1.5", 1.5),
-        ("-1e3", -1000.0),
-        (".5", 0.5),
-        ("+2", 2.0),
-        ("1E-2", 0.01),
-        ("-0", -0.0),
-        ("1.7976931348623157e308", f64::MAX),
-    ] {
-        assert_eq!(value(text).to_bits(), v.to_bits(), "{text}");
-    }
-}
-
-#[test]
-fn integer_unsigned_and_boolean_values() {
-    assert_eq!(value("12i"), 12.0);
-    assert_eq!(value("-12i"), -12.0);
-    assert_eq!(value("9223372036854775807i"), 9.223_372_036_854_776e18);
-    assert_eq!(value("-9223372036854775808i"), -9.223_372_036_854_776e18);
-    assert_eq!(value("12u"), 12.0);
-    assert_eq!(value("18446744073709551615u"), 1.844_674_407_370_955_2e19);
-    // 2^53 + 1 is not an f64: it rounds to the even neighbour 2^53.
-    assert_eq!(value("9007199254740993i"), 9_007_199_254_740_992.0);
-    for t in ["t", "T", "true", "True", "TRUE"] {
-        assert_eq!(value(t), 1.0, "{t}");
-    }
-    for f in ["f", "F", "false", "False", "FALSE"] {
-        assert_eq!(value(f), 0.0, "{f}");
-    }
-}
-
-#[test]
-fn refuses_bad_values() {
-    let expected_kinds = "expected a float, an integer (12i), an unsigned integer (12u) or a boolean";
-    assert_eq!(
-        error("m,a=1 x=1,msg=\"hello, world\" 5"),
-        (
-            1,
-            15,
-            "string field \"msg\" is not supported; MetricStore stores numbers".into()
-        )
-    );
-    for bad in ["NaN", "nan", "inf", "-Inf", "+Infinity"] {
-        assert_eq!(
-            error(&format!("m v={bad}")),
-            (
-                1,
-                5,
-                "field \"v\": NaN and infinity are not supported (InfluxDB refuses them too)"
-                    .into()
-            ),
-            "{bad}"
-        );
-    }
-    assert_eq!(
-        error("m v=1e400"),
-        (1, 5, "value \"1e400\" of field \"v\" is out of range for a 64-bit float".into())
-    );
-    assert_eq!(
-        error("m v=99999999999999999999i"),
-        (
-            1,
-            5,
-            "value \"99999999999999999999i\" of field \"v\" is out of range for a 64-bit signed integer".into()
-        )
-    );
-    assert_eq!(
-        error("m v=18446744073709551616u").2,
-        "value \"18446744073709551616u\" of field \"v\" is out of range for a 64-bit unsigned integer"
-    );
-    for bad in ["12x", "1.5i", "i", "u", "1..2", "1e", "yes", "0x10", "1_000"] {
-        assert_eq!(
-            error(&format!("m w=2,v={bad}")),
-            (
-                1,
-                9,
-                format!("invalid value {bad:?} for field \"v\": {expected_kinds}")
-            ),
-            "{bad}"
-        );
-    }
-    assert_eq!(
-        error("m v=-1u").2,
-        "value \"-1u\" of field \"v\" is out of range for a 64-bit unsigned integer"
-    );
-    assert_eq!(
-        error("m v= 5"),
-        (1, 5, "missing value for field \"v\"".into())
-    );
-    assert_eq!(
-        error("m v=,w=1"),
-        (1, 5, "missing value for field \"v\"".into())
-    );
-}
-
-#[test]
 fn refuses_bad_field_keys() {
     assert_eq!(error("m =1"), (1, 3, "missing field key".into()));
     assert_eq!(error("m v=1,"), (1, 7, "missing field key".into()));
     assert_eq!(error("m v=1, w=2"), (1, 7, "missing field key".into()));
-    assert_eq!(error("m v"), (1, 4, "expected '=' after field key \"v\"".into()));
-    assert_eq!(error("m v 1"), (1, 4, "expected '=' after field key \"v\"".into()));
+    assert_eq!(
+        error("m v"),
+        (1, 4, "expected '=' after field key \"v\"".into())
+    );
+    assert_eq!(
+        error("m v 1"),
+        (1, 4, "expected '=' after field key \"v\"".into())
+    );
     assert_eq!(
         error("m v=1,w=2,v=3"),
         (1, 11, "duplicate field key \"v\"".into())
@@ -201,14 +111,30 @@ fn refuses_bad_field_keys() {
 fn refuses_bad_series_keys() {
     assert_eq!(error(",a=1 v=1"), (1, 1, "missing measurement".into()));
     assert_eq!(error("m, v=1"), (1, 3, "missing tag key after ','".into()));
-    assert_eq!(error("m,a=1, v=1"), (1, 7, "missing tag key after ','".into()));
-    assert_eq!(error("m,a v=1"), (1, 4, "expected '=' after tag key \"a\"".into()));
-    assert_eq!(error("m,a,b=1 v=1"), (1, 4, "expected '=' after tag key \"a\"".into()));
+    assert_eq!(
+        error("m,a=1, v=1"),
+        (1, 7, "missing tag key after ','".into())
+    );
+    assert_eq!(
+        error("m,a v=1"),
+        (1, 4, "expected '=' after tag key \"a\"".into())
+    );
+    assert_eq!(
+        error("m,a,b=1 v=1"),
+        (1, 4, "expected '=' after tag key \"a\"".into())
+    );
     assert_eq!(error("m,a= v=1"), (1, 5, "tag \"a\" has no value".into()));
-    assert_eq!(error("m,a=,b=1 v=1"), (1, 5, "tag \"a\" has no value".into()));
+    assert_eq!(
+        error("m,a=,b=1 v=1"),
+        (1, 5, "tag \"a\" has no value".into())
+    );
     assert_eq!(
         error("m,a=b=c v=1"),
-        (1, 6, "unescaped '=' in the value of tag \"a\" (write '\\=')".into())
+        (
+            1,
+            6,
+            "unescaped '=' in the value of tag \"a\" (write '\\=')".into()
+        )
     );
     assert_eq!(
         error("m,b=1,a=2,b=3 v=1"),
@@ -222,14 +148,21 @@ fn refuses_bad_series_keys() {
             "invalid tag name \"__name__\": names starting with `__` are reserved".into()
         )
     );
-    assert!(error("m,time=x v=1").2.contains("`time` is the timestamp column"));
+    assert!(
+        error("m,time=x v=1")
+            .2
+            .contains("`time` is the timestamp column")
+    );
     let long = "x".repeat(17_000);
     assert_eq!(
         error(&format!("m,a={long} v=1")),
         (
             1,
             5,
-            format!("invalid tag value name {:?}: longer than 16384 bytes", &long[..200])
+            format!(
+                "invalid tag value name {:?}: longer than 16384 bytes",
+                &long[..200]
+            )
         )
     );
     assert_eq!(
@@ -248,71 +181,6 @@ fn refuses_lines_without_fields() {
     assert_eq!(error("cpu,a=1"), (1, 8, message.clone()));
     assert_eq!(error("cpu   "), (1, 4, message.clone()));
     assert_eq!(error("m\\ x"), (1, 5, message));
-}
-
-#[test]
-fn timestamps_in_every_precision() {
-    let one = |text: &str, p: Precision| {
-        rows(&parse_strict(text, p, TS).unwrap())[0].3
-    };
-    assert_eq!(one("m v=1 1500000000", Precision::Nanosecond), 1500);
-    assert_eq!(one("m v=1 1999999", Precision::Nanosecond), 1);
-    assert_eq!(one("m v=1 1999", Precision::Microsecond), 1);
-    assert_eq!(one("m v=1 1999", Precision::Millisecond), 1999);
-    assert_eq!(one("m v=1 -5", Precision::Millisecond), -5);
-    assert_eq!(one("m v=1 1999", Precision::Second), 1_999_000);
-    // Floor, not truncation toward zero: -1 ns lies in millisecond -1.
-    assert_eq!(one("m v=1 -1", Precision::Nanosecond), -1);
-    assert_eq!(one("m v=1 -1000000", Precision::Nanosecond), -1);
-    assert_eq!(one("m v=1 -1000001", Precision::Nanosecond), -2);
-    assert_eq!(one("m v=1 -1", Precision::Microsecond), -1);
-    assert_eq!(
-        one("m v=1 9223372036854775807", Precision::Nanosecond),
-        9_223_372_036_854
-    );
-    assert_eq!(
-        one("m v=1 -9223372036854775808", Precision::Microsecond),
-        -9_223_372_036_854_776
-    );
-    let e = parse_strict("m v=1 9223372036854776", Precision::Second, TS).unwrap_err();
-    assert_eq!(
-        (e.line, e.column, e.message.as_str()),
-        (1, 7, "timestamp 9223372036854776 s is out of range for milliseconds")
-    );
-    assert_eq!(
-        one("m v=1 9223372036854775", Precision::Second),
-        9_223_372_036_854_775_000
-    );
-}
-
-#[test]
-fn refuses_bad_timestamps() {
-    assert_eq!(
-        error("m v=1 12.5"),
-        (1, 7, "invalid timestamp \"12.5\": expected an integer number of milliseconds".into())
-    );
-    let e = parse_strict("m v=1 1e9", Precision::Second, TS).unwrap_err();
-    assert_eq!(
-        e.message,
-        "invalid timestamp \"1e9\": expected an integer number of seconds"
-    );
-    assert_eq!(
-        error("m v=1 99999999999999999999"),
-        (
-            1,
-            7,
-            "invalid timestamp \"99999999999999999999\": expected an integer number of milliseconds"
-                .into()
-        )
-    );
-    assert_eq!(
-        error("m v=1 5 6"),
-        (1, 9, "unexpected text after the timestamp: \"6\"".into())
-    );
-    assert_eq!(
-        error("m v=1 5 w=2"),
-        (1, 9, "unexpected text after the timestamp: \"w=2\"".into())
-    );
 }
 
 #[test]
@@ -348,7 +216,10 @@ fn escapes() {
     // '=' needs no escape in a measurement, so the backslash stays.
     assert_eq!(ms(r"m\= v=1"), vec![row(r"m\=", &[], &[("v", 1.0)], TS)]);
     // An escaped space is part of the name, not a separator.
-    assert_eq!(error(r"m\ v=1").2, "missing fields: expected a blank, then field=value");
+    assert_eq!(
+        error(r"m\ v=1").2,
+        "missing fields: expected a blank, then field=value"
+    );
     // A '#' after the start of a line is an ordinary character.
     assert_eq!(ms("m#1 v=1"), vec![row("m#1", &[], &[("v", 1.0)], TS)]);
 }
@@ -357,14 +228,16 @@ fn escapes() {
 fn unicode_names_and_columns_in_bytes() {
     assert_eq!(
         ms("température,lieu=café\\ été v=1"),
-        vec![row("température", &[("lieu", "café été")], &[("v", 1.0)], TS)]
+        vec![row(
+            "température",
+            &[("lieu", "café été")],
+            &[("v", 1.0)],
+            TS
+        )]
     );
     // "é" is 2 bytes: the value starts at byte 10.
-    assert_eq!(
-        error("mé,a=1 v=x").1,
-        11
-    );
-    assert_eq!(error("m v=é").2.contains("invalid value \"é\""), true);
+    assert_eq!(error("mé,a=1 v=x").1, 11);
+    assert!(error("m v=é").2.contains("invalid value \"é\""));
 }
 
 #[test]
@@ -383,7 +256,13 @@ mem,host=a u=1 1
     let groups: Vec<(String, usize, Vec<i64>)> = batch
         .items()
         .iter()
-        .map(|s| (s.tags().to_string(), s.fields().len(), s.timestamps().to_vec()))
+        .map(|s| {
+            (
+                s.tags().to_string(),
+                s.fields().len(),
+                s.timestamps().to_vec(),
+            )
+        })
         .collect();
     let a = r#"{host="a"}"#.to_string();
     let b = r#"{host="b"}"#.to_string();
@@ -402,9 +281,14 @@ mem,host=a u=1 1
 
 #[test]
 fn spellings_of_one_series_keep_its_row_order() {
-    let text = "m,a=1,b=2 v=1 1\nm,b=2,a=1 v=2 2\nm,a=1,b=2 v=3 3\nm,b=2,a=1 w=4 4\nm,a=1,b=2 w=5 5";
+    let text =
+        "m,a=1,b=2 v=1 1\nm,b=2,a=1 v=2 2\nm,a=1,b=2 v=3 3\nm,b=2,a=1 w=4 4\nm,a=1,b=2 w=5 5";
     let batch = parse_strict(text, Precision::Millisecond, TS).unwrap();
-    let groups: Vec<Vec<i64>> = batch.items().iter().map(|s| s.timestamps().to_vec()).collect();
+    let groups: Vec<Vec<i64>> = batch
+        .items()
+        .iter()
+        .map(|s| s.timestamps().to_vec())
+        .collect();
     assert_eq!(groups, vec![vec![1, 2, 3], vec![4, 5]]);
 }
 
@@ -442,29 +326,4 @@ fn a_bad_line_leaves_no_trace() {
     assert_eq!(result.points, 0);
     let empty = parse("", Precision::Millisecond, TS);
     assert_eq!((empty.lines, empty.points, empty.errors.len()), (0, 0, 0));
-}
-
-#[test]
-fn precision_names() {
-    for (name, p) in [
-        ("n", Precision::Nanosecond),
-        ("ns", Precision::Nanosecond),
-        ("u", Precision::Microsecond),
-        ("us", Precision::Microsecond),
-        ("ms", Precision::Millisecond),
-        ("s", Precision::Second),
-    ] {
-        assert_eq!(Precision::parse(name), Ok(p));
-        assert_eq!(name.parse::<Precision>(), Ok(p));
-        assert_eq!(Precision::parse(p.as_str()), Ok(p));
-        assert_eq!(p.to_string(), p.as_str());
-    }
-    assert_eq!(Precision::default(), Precision::Nanosecond);
-    for bad in ["", "h", "m", "NS", "µs", "sec"] {
-        let e = Precision::parse(bad).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!("unknown precision {bad:?}: expected ns, us, ms or s (or v1's n and u)")
-        );
-    }
 }
