@@ -37,6 +37,7 @@
 pub mod ingest;
 pub mod model;
 pub mod query;
+pub mod server;
 pub mod storage;
 pub mod workload;
 

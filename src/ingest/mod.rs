@@ -8,11 +8,14 @@
 //! - [`prom_text`]: the Prometheus text exposition format 0.0.4, with timestamps.
 //! - [`line_protocol`]: InfluxDB line protocol (v1 and v2 writes), valid lines stored
 //!   and bad lines reported, as InfluxDB does.
-//!
-//! Prometheus remote_write and StatsD will sit beside them.
+//! - [`remote_write`]: Prometheus remote_write 1.0 and 2.0, all or nothing per request.
+//! - [`statsd`]: StatsD and DogStatsD packets, and the aggregator that turns them into
+//!   rows per flush interval (the one stateful piece of ingest).
 
 pub mod line_protocol;
 pub mod prom_text;
+pub mod remote_write;
+pub mod statsd;
 
 /// Malformed input: where it is and what is wrong.
 ///

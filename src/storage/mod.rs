@@ -20,6 +20,7 @@ pub mod codec;
 mod config;
 mod head;
 pub mod index;
+mod labels;
 mod series;
 mod snapshot;
 mod stats;
@@ -158,6 +159,12 @@ impl Storage {
     /// Bytes in use, as the memory limit counts them.
     pub fn memory_used(&self) -> usize {
         self.memory.load(Ordering::Relaxed)
+    }
+
+    /// Series over all tables, without walking them.
+    pub fn series_count(&self) -> usize {
+        let tables: Vec<Arc<Table>> = self.tables.read().values().cloned().collect();
+        tables.iter().map(|t| t.inner.read().series.len()).sum()
     }
 
     /// Table names, sorted.

@@ -175,6 +175,22 @@ impl Series {
         }
     }
 
+    /// The first and last timestamps held, from chunk headers and heads.
+    pub(crate) fn time_span(&self) -> Option<(i64, i64)> {
+        if self.newest == i64::MIN {
+            return None;
+        }
+        let first = [
+            self.chunks.first().map(|c| c.min_time()),
+            self.head.first_time(),
+            self.ooo.as_ref().and_then(|h| h.first_time()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        Some((first, self.newest))
+    }
+
     /// The newest row, without decoding anything.
     pub(crate) fn latest(&self) -> Option<(i64, Row)> {
         if !self.head.is_empty() {

@@ -1,0 +1,161 @@
+//! The server's configuration: one TOML file, every setting with a default, flags on
+//! top. `metricstore serve --print-config` prints the effective configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::StorageConfig;
+
+/// Everything `metricstore serve` can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where the store keeps its files.
+    pub data_dir: PathBuf,
+    /// HTTP listen address.
+    pub http_addr: SocketAddr,
+    /// Whether to listen for StatsD.
+    pub statsd_enabled: bool,
+    /// StatsD UDP listen address.
+    pub statsd_addr: SocketAddr,
+    /// Seconds between StatsD flushes.
+    pub statsd_flush_secs: u64,
+    /// Largest request body accepted, in bytes (after decompression for compressed
+    /// bodies).
+    pub max_body_bytes: usize,
+    /// Seconds a query may run before it is cancelled.
+    pub query_timeout_secs: u64,
+    /// The storage engine.
+    pub storage: StorageSettings,
+}
+
+/// The storage settings of [`StorageConfig`], as they appear in the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Rows per sealed chunk.
+    pub chunk_size: usize,
+    /// Chunks also seal when a row crosses a multiple of this span (ms).
+    pub chunk_span_ms: i64,
+    /// How late a sample may arrive behind its series' newest (ms).
+    pub out_of_order_window_ms: i64,
+    /// Bytes the hot tier may hold; 0 = no limit.
+    pub memory_limit_bytes: usize,
+    /// Series per table; 0 = no limit.
+    pub max_series_per_table: usize,
+    /// Distinct values per tag key and table; 0 = no limit.
+    pub max_tag_values_per_key: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            data_dir: PathBuf::from("./data"),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 9201)),
+            statsd_enabled: true,
+            statsd_addr: SocketAddr::from(([127, 0, 0, 1], 8125)),
+            statsd_flush_secs: 10,
+            max_body_bytes: 64 << 20,
+            query_timeout_secs: 60,
+            storage: StorageSettings::default(),
+        }
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        let d = StorageConfig::default();
+        StorageSettings {
+            chunk_size: d.chunk_size,
+            chunk_span_ms: d.chunk_span_ms,
+            out_of_order_window_ms: d.out_of_order_window_ms,
+            memory_limit_bytes: 0,
+            max_series_per_table: 0,
+            max_tag_values_per_key: 0,
+        }
+    }
+}
+
+impl StorageSettings {
+    /// The engine's configuration.
+    pub fn to_config(&self) -> StorageConfig {
+        let limit = |n: usize| (n > 0).then_some(n);
+        StorageConfig {
+            chunk_size: self.chunk_size.max(1),
+            chunk_span_ms: self.chunk_span_ms,
+            out_of_order_window_ms: self.out_of_order_window_ms,
+            memory_limit: limit(self.memory_limit_bytes),
+            max_series_per_table: limit(self.max_series_per_table),
+            max_tag_values_per_key: limit(self.max_tag_values_per_key),
+        }
+    }
+}
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+}
+
+impl ServerConfig {
+    /// Reads `path`; missing settings take their defaults, unknown ones are errors.
+    pub fn from_file(path: &std::path::Path) -> Result<ServerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let config = ServerConfig::default();
+        let text = config.to_toml();
+        assert!(text.contains("http_addr = \"127.0.0.1:9201\""), "{text}");
+        assert_eq!(toml::from_str::<ServerConfig>(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn partial_files_take_defaults_and_unknown_keys_are_refused() {
+        let c: ServerConfig =
+            toml::from_str("http_addr = \"127.0.0.1:1\"\n[storage]\nchunk_size = 8\n").unwrap();
+        assert_eq!(c.http_addr.port(), 1);
+        assert_eq!(c.storage.chunk_size, 8);
+        assert_eq!(c.statsd_flush_secs, 10);
+        let err = toml::from_str::<ServerConfig>("htp_addr = 1").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `htp_addr`"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Write endpoints: Influx line protocol (v1 and v2).
+//!
+//! Line protocol writes are partial, as InfluxDB's: valid lines are stored and the
+//! answer is `204 No Content`; when some lines are malformed the valid ones are still
+//! stored and the answer is `400` with every bad line's number, column and reason.
+//! A batch the store refuses as a whole (memory limit: `429` with `Retry-After`;
+//! cardinality limits, too-old samples) stores nothing and says why.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, AppState};
+use crate::ingest::line_protocol::{self, Precision};
+use crate::server::metrics::{Protocol, Rejection};
+
+/// `POST /write?db=..&precision=n|u|ms|s` (InfluxDB 1.x).
+pub async fn influx_v1(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    write_lines(state, &params, &headers, body).await
+}
+
+/// `POST /api/v2/write?bucket=..&precision=ns|us|ms|s` (InfluxDB 2.x).
+pub async fn influx_v2(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    write_lines(state, &params, &headers, body).await
+}
+
+/// The body, gunzipped if `Content-Encoding: gzip`, refused past `limit` bytes.
+pub(super) fn decoded_body(
+    headers: &HeaderMap,
+    body: Bytes,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
+    match encoding {
+        "identity" | "" => Ok(body),
+        "gzip" => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| ApiError::bad_request(format!("invalid gzip body: {e}")))?;
+            if out.len() > limit {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("decompressed body is larger than the limit of {limit} bytes"),
+                ));
+            }
+            Ok(out.into())
+        }
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported Content-Encoding {other:?}: use gzip or identity"),
+        )),
+    }
+}
+
+async fn write_lines(
+    state: AppState,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let precision = match params.get("precision") {
+        None => Precision::Nanosecond,
+        Some(p) => Precision::parse(p).map_err(|e| ApiError::bad_request(e.to_string()))?,
+    };
+    let body = decoded_body(headers, body, state.config.max_body_bytes)?;
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "body is not UTF-8 at byte offset {}",
+            e.valid_up_to()
+        ))
+    })?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let parsed = line_protocol::parse(text, precision, now_ms);
+    let samples = parsed.batch.sample_count();
+    let store = state.store.clone();
+    let batch = parsed.batch;
+    let result = tokio::task::spawn_blocking(move || store.write(&batch))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if let Err(e) = result {
+        let reason = match &e {
+            crate::Error::MemoryLimit { .. } => Rejection::MemoryLimit,
+            crate::Error::BatchItem { source, .. } => match source.as_ref() {
+                crate::Error::OutOfOrder { .. } => Rejection::TooOld,
+                crate::Error::SeriesLimit { .. } | crate::Error::TagValueLimit { .. } => {
+                    Rejection::Cardinality
+                }
+                _ => Rejection::Invalid,
+            },
+            _ => Rejection::Invalid,
+        };
+        state.metrics.rejected(reason, samples);
+        let mut error = ApiError::from(e);
+        if reason == Rejection::MemoryLimit {
+            // Influx clients retry 429 with backoff; 503 is for remote_write.
+            error =
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, error_message(&error)).retry_after(5);
+        }
+        return Err(error);
+    }
+    state.metrics.ingested(Protocol::LineProtocol, samples);
+    if parsed.errors.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    state
+        .metrics
+        .rejected(Rejection::Malformed, parsed.errors.len());
+    let lines: Vec<String> = parsed.errors.iter().map(|e| e.to_string()).collect();
+    let body = serde_json::json!({
+        "code": "invalid",
+        "message": format!(
+            "partial write: {} points written, {} lines rejected: {}",
+            parsed.points,
+            lines.len(),
+            lines.join("; ")
+        ),
+        "written": parsed.points,
+        "errors": lines,
+    });
+    let mut response = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        "X-Influxdb-Error",
+        HeaderValue::from_static("partial write"),
+    );
+    Ok(response)
+}
+
+fn error_message(e: &ApiError) -> String {
+    e.message.clone()
+}

@@ -1,0 +1,130 @@
+//! The `metricstore` server: one [`MetricStore`] behind HTTP (axum).
+//!
+//! ```text
+//!  HTTP :9201 ── router ── write handlers ──► ingest::{line_protocol, ...} ──► MetricStore::write
+//!                      ├── /api/v1/sql ──────► MetricStore::sql_stream
+//!                      └── Prometheus metadata, status, /metrics, health
+//! ```
+//! The server holds no business logic: handlers parse, call the facade and answer.
+
+pub mod config;
+mod http;
+pub mod metrics;
+mod statsd;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use config::{ConfigError, ServerConfig};
+pub use http::{AppState, router};
+
+use crate::{Config, MetricStore};
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+    /// Serving failed.
+    #[error("HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// A running server's addresses, for tests that bind port 0.
+pub struct Running {
+    /// Where HTTP listens.
+    pub http_addr: std::net::SocketAddr,
+    /// Where StatsD listens, if enabled.
+    pub statsd_addr: Option<std::net::SocketAddr>,
+}
+
+/// Runs the server until `shutdown` completes, then stops taking requests and
+/// finishes the ones in flight. `on_ready` learns the bound addresses first.
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(Running),
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let store = Arc::new(MetricStore::open(Config {
+        storage: config.storage.to_config(),
+    })?);
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.http_addr,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(ServerError::Http)?;
+    let metrics: Arc<metrics::ServerMetrics> = Arc::default();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut statsd_addr = None;
+    if config.statsd_enabled {
+        let socket = tokio::net::UdpSocket::bind(config.statsd_addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.statsd_addr,
+                source,
+            })?;
+        statsd_addr = Some(socket.local_addr().map_err(ServerError::Http)?);
+        let aggregator = Arc::new(parking_lot::Mutex::new(statsd::aggregator()));
+        tasks.push(tokio::spawn(statsd::receive(
+            socket,
+            aggregator.clone(),
+            metrics.clone(),
+            stopped.clone(),
+        )));
+        tasks.push(tokio::spawn(statsd::flush(
+            store.clone(),
+            aggregator,
+            metrics.clone(),
+            std::time::Duration::from_secs(config.statsd_flush_secs.max(1)),
+            stopped.clone(),
+        )));
+        tracing::info!(addr = ?statsd_addr, "StatsD listening");
+    }
+    let state = AppState {
+        store,
+        metrics,
+        config: Arc::new(config),
+    };
+    tracing::info!(%http_addr, "HTTP listening");
+    on_ready(Running {
+        http_addr,
+        statsd_addr,
+    });
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+    // The StatsD tasks flush once more and end when told to stop.
+    for task in tasks {
+        let _ = task.await;
+    }
+    result.map_err(ServerError::Http)?;
+    tracing::info!("server stopped");
+    Ok(())
+}
