@@ -16,9 +16,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use metricstore::MetricStore;
-use metricstore::workload::tsbs::{
-    CpuOnly, QueryKind, TsbsConfig, lastpoint_fast_sql, query_sql,
-};
+use metricstore::workload::tsbs::{CpuOnly, QueryKind, TsbsConfig, lastpoint_fast_sql, query_sql};
 
 const QUERY_SEED: u64 = 7;
 
@@ -85,7 +83,8 @@ fn load(data: &CpuOnly) -> (MetricStore, SessionContext) {
     }
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
     let table = MemTable::try_new(schema, partitions).expect("memtable");
-    ctx.register_table("cpu", Arc::new(table)).expect("register");
+    ctx.register_table("cpu", Arc::new(table))
+        .expect("register");
     (store, ctx)
 }
 
@@ -124,8 +123,15 @@ fn bench(c: &mut Criterion) {
         start.elapsed().as_secs_f64(),
         store.stats().total.bytes_per_sample()
     );
-    let runs = if std::env::args().any(|a| a == "--bench") { 15 } else { 1 };
-    println!("{:<24} {:>12} {:>12} {:>9}", "query", "store ms", "memtable ms", "speedup");
+    let runs = if std::env::args().any(|a| a == "--bench") {
+        15
+    } else {
+        1
+    };
+    println!(
+        "{:<24} {:>12} {:>12} {:>9}",
+        "query", "store ms", "memtable ms", "speedup"
+    );
     for kind in QueryKind::ALL {
         let ours = store_sql(&config, kind);
         let theirs = query_sql(&config, kind, QUERY_SEED);
