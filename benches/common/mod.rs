@@ -186,11 +186,14 @@ pub struct Baseline {
     pub columns: usize,
 }
 
+/// A series' timestamps and its values per field, concatenated over its chunks.
+type WholeSeries = (Vec<i64>, BTreeMap<usize, Vec<f64>>);
+
+/// Plain Gorilla sizes and the codec mix of everything sealed in `store`.
 pub fn baseline(store: &MetricStore) -> Baseline {
     let mut b = Baseline::default();
     // (table, series) -> (times, per-field values) over whole series.
-    let mut whole: BTreeMap<(String, usize), (Vec<i64>, BTreeMap<usize, Vec<f64>>)> =
-        BTreeMap::new();
+    let mut whole: BTreeMap<(String, usize), WholeSeries> = BTreeMap::new();
     let mut last_chunk: Option<(String, usize, usize)> = None;
     for_each_column(store, |s, c, field, col| {
         let key = (col.table.clone(), s, c);

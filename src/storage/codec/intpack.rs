@@ -278,7 +278,7 @@ fn unpack_sparse(
         .ok_or(CodecError::truncated(pos, "sparse block bitmap"))?;
     // Bits past the last value must be clear, so that each block has one encoding.
     if let Some(&last) = bitmap.last()
-        && len % 8 != 0
+        && !len.is_multiple_of(8)
         && last >> (len % 8) != 0
     {
         return Err(CodecError::corrupt(

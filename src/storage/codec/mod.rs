@@ -130,6 +130,7 @@
 //!   for the `k` set bits in order, `r - base` in `w` bits each. Clear bits mean
 //!   `r = 0`. Encoders pick sparse when it is smaller (mostly-zero residuals: values
 //!   that hold still).
+//!
 //! The residuals `r[k..n]` fill the blocks in order; decoding inverts the transform
 //! with wrapping additions (`m[i] = m[i-1] + r[i]`, or `d = d + r[i]; m[i] = m[i-1] + d`
 //! starting from `d = m[1] - m[0]`).
