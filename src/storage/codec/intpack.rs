@@ -4,6 +4,11 @@
 //!
 //! Fixed widths per block are what make decoding fast: a block unpacks in a branch-free
 //! loop of one 8-byte load, shift and mask per value.
+//!
+//! A block whose residuals are mostly zero (a gauge that holds still between changes,
+//! a counter that rarely moves) may instead be *sparse*: a one-bit-per-value bitmap
+//! marks the non-zero residuals and only those are packed. Without it, one jump in a
+//! block of 128 repeats would cost its full width on all 128 values.
 
 use super::CodecError;
 use super::varint;
@@ -70,13 +75,46 @@ fn frame(block: &[i64]) -> (i64, u32) {
     (lo, 64 - span.leading_zeros())
 }
 
+/// Flag in a block's width byte marking a sparse block.
+const SPARSE: u8 = 0x80;
+
+/// Bytes of a block packed densely (frame of reference over every residual).
+fn dense_size(block: &[i64]) -> usize {
+    let (base, width) = frame(block);
+    1 + varint::len_i64(base) + (block.len() * width as usize).div_ceil(8)
+}
+
+/// Bytes of a block packed sparsely (bitmap + frame of reference over the non-zero
+/// residuals), or `None` when too few residuals are zero for it to pay.
+fn sparse_size(block: &[i64]) -> Option<(usize, i64, u32)> {
+    let zeros = block.iter().filter(|&&v| v == 0).count();
+    // The bitmap costs a bit per value; below a quarter zeros it cannot win.
+    if zeros * 4 < block.len() {
+        return None;
+    }
+    let (mut lo, mut hi, mut k) = (i64::MAX, i64::MIN, 0usize);
+    for &v in block.iter().filter(|&&v| v != 0) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+        k += 1;
+    }
+    let (base, width) = if k == 0 {
+        (0, 0)
+    } else {
+        (lo, 64 - (hi.wrapping_sub(lo) as u64).leading_zeros())
+    };
+    let size =
+        1 + varint::len_i64(base) + block.len().div_ceil(8) + (k * width as usize).div_ceil(8);
+    Some((size, base, width))
+}
+
+fn block_size(block: &[i64]) -> usize {
+    let dense = dense_size(block);
+    sparse_size(block).map_or(dense, |(sparse, ..)| sparse.min(dense))
+}
+
 fn residual_size(res: &[i64]) -> usize {
-    res.chunks(BLOCK)
-        .map(|b| {
-            let (base, width) = frame(b);
-            1 + varint::len_i64(base) + (b.len() * width as usize).div_ceil(8)
-        })
-        .sum()
+    res.chunks(BLOCK).map(block_size).sum()
 }
 
 /// Appends the packed form of `values` (the count is the caller's to store).
@@ -101,11 +139,31 @@ pub(super) fn encode(values: &[i64], out: &mut Vec<u8>) {
     for &v in &head[..len] {
         varint::write_i64(out, v);
     }
+    let mut nonzero = Vec::with_capacity(BLOCK);
     for block in res.chunks(BLOCK) {
-        let (base, width) = frame(block);
-        out.push(width as u8);
-        varint::write_i64(out, base);
-        pack(block, base, width, out);
+        let dense = dense_size(block);
+        match sparse_size(block) {
+            Some((size, base, width)) if size < dense => {
+                out.push(SPARSE | width as u8);
+                varint::write_i64(out, base);
+                let mut bitmap = [0u8; BLOCK / 8];
+                nonzero.clear();
+                for (i, &v) in block.iter().enumerate() {
+                    if v != 0 {
+                        bitmap[i / 8] |= 1 << (i % 8);
+                        nonzero.push(v);
+                    }
+                }
+                out.extend_from_slice(&bitmap[..block.len().div_ceil(8)]);
+                pack(&nonzero, base, width, out);
+            }
+            _ => {
+                let (base, width) = frame(block);
+                out.push(width as u8);
+                varint::write_i64(out, base);
+                pack(block, base, width, out);
+            }
+        }
     }
 }
 
@@ -163,19 +221,24 @@ pub(super) fn decode(
     while left > 0 {
         let len = left.min(BLOCK);
         let width_at = pos;
-        let [width] = varint::read_bytes::<1>(buf, &mut pos, "packer block width")?;
+        let [flags] = varint::read_bytes::<1>(buf, &mut pos, "packer block width")?;
+        let width = flags & !SPARSE;
         if width > 64 {
             return Err(CodecError::corrupt(width_at, "packer block width"));
         }
         let base = varint::read_i64(buf, &mut pos, "packer block base")?;
-        let bytes = (len * width as usize).div_ceil(8);
-        let body = buf
-            .get(pos..pos + bytes)
-            .ok_or(CodecError::truncated(pos, "packed values"))?;
-        scratch[..bytes].copy_from_slice(body);
-        pos += bytes;
         let vals = &mut vals[..len];
-        unpack(&scratch, u32::from(width), base, vals);
+        if flags & SPARSE == 0 {
+            let bytes = (len * width as usize).div_ceil(8);
+            let body = buf
+                .get(pos..pos + bytes)
+                .ok_or(CodecError::truncated(pos, "packed values"))?;
+            scratch[..bytes].copy_from_slice(body);
+            pos += bytes;
+            unpack(&scratch, u32::from(width), base, vals);
+        } else {
+            pos = unpack_sparse(buf, pos, u32::from(width), base, &mut scratch, vals)?;
+        }
         match order {
             Order::Raw => {}
             Order::Delta => {
@@ -194,6 +257,54 @@ pub(super) fn decode(
         }
         sink(vals);
         left -= len;
+    }
+    Ok(pos)
+}
+
+/// Reads a sparse block's bitmap and packed non-zero residuals at `pos` into `dst`
+/// (`dst.len()` values); returns the position after the block.
+fn unpack_sparse(
+    buf: &[u8],
+    mut pos: usize,
+    width: u32,
+    base: i64,
+    scratch: &mut [u8; MAX_BLOCK_BYTES + 16],
+    dst: &mut [i64],
+) -> Result<usize, CodecError> {
+    let len = dst.len();
+    let map_len = len.div_ceil(8);
+    let bitmap = buf
+        .get(pos..pos + map_len)
+        .ok_or(CodecError::truncated(pos, "sparse block bitmap"))?;
+    // Bits past the last value must be clear, so that each block has one encoding.
+    if let Some(&last) = bitmap.last()
+        && !len.is_multiple_of(8)
+        && last >> (len % 8) != 0
+    {
+        return Err(CodecError::corrupt(
+            pos + map_len - 1,
+            "sparse block bitmap",
+        ));
+    }
+    let k: usize = bitmap.iter().map(|b| b.count_ones() as usize).sum();
+    let mut map = [0u8; BLOCK / 8];
+    map[..map_len].copy_from_slice(bitmap);
+    pos += map_len;
+    let bytes = (k * width as usize).div_ceil(8);
+    let body = buf
+        .get(pos..pos + bytes)
+        .ok_or(CodecError::truncated(pos, "sparse packed values"))?;
+    scratch[..bytes].copy_from_slice(body);
+    pos += bytes;
+    let mut nonzero = [0i64; BLOCK];
+    unpack(scratch, width, base, &mut nonzero[..k]);
+    let mut next = nonzero.iter();
+    for (i, d) in dst.iter_mut().enumerate() {
+        *d = if map[i / 8] >> (i % 8) & 1 == 1 {
+            next.next().copied().unwrap_or(0)
+        } else {
+            0
+        };
     }
     Ok(pos)
 }
@@ -293,6 +404,39 @@ mod tests {
         let linear: Vec<i64> = (0..512).map(|i| 1000 + 7 * i).collect();
         assert!(round_trip(&linear).len() < 16);
         assert!(round_trip(&[5; 512]).len() < 16);
+    }
+
+    #[test]
+    fn mostly_still_values_pack_sparsely() {
+        // A gauge that holds still and jumps now and then: deltas are mostly zero.
+        let values: Vec<i64> = (0..512)
+            .map(|i| if i % 50 < 25 { 1_000_000 } else { 7_000_000_123 } + i / 100)
+            .collect();
+        let sparse = round_trip(&values).len();
+        let dense: usize = {
+            let mut res = Vec::new();
+            residuals(&values, Order::Delta, &mut res);
+            res.chunks(BLOCK).map(dense_size).sum()
+        };
+        assert!(sparse * 2 < dense, "sparse {sparse} vs dense {dense}");
+        for len in [1, 7, 8, 9, 127, 128, 129, 300] {
+            let v: Vec<i64> = (0..len)
+                .map(|i| if i % 9 == 0 { i * 3 } else { 0 })
+                .collect();
+            round_trip(&v);
+        }
+    }
+
+    #[test]
+    fn sparse_bitmap_padding_is_checked() {
+        let values: Vec<i64> = (0..5).map(|i| if i == 2 { 9 } else { 0 }).collect();
+        let mut buf = vec![7u8];
+        encode(&values, &mut buf);
+        assert_eq!(buf[2] & SPARSE, SPARSE, "{buf:?}");
+        // The bitmap byte follows the width byte and the 1-byte base.
+        let mut bad = buf.clone();
+        bad[4] |= 0x80;
+        assert!(decode(&bad, 1, values.len(), |_| {}).is_err());
     }
 
     #[test]

@@ -29,7 +29,7 @@
 //!
 //! | bytes  | field                                                             |
 //! |--------|-------------------------------------------------------------------|
-//! | 1      | `version << 4 \| codec_id`; the version is 1 in this format        |
+//! | 1      | `version << 4 \| codec_id`; the version is 2 in this format        |
 //! | varint | `n`, the row count, at most `u32::MAX`                             |
 //! | ...    | codec payload                                                     |
 //!
@@ -42,9 +42,16 @@
 //! | `0x19`     | floats     | [`FloatCodec::Decimal`]     |
 //! | `0x1A`     | floats     | [`FloatCodec::IntDelta`]    |
 //! | `0x1B`     | floats     | [`FloatCodec::Xor`]         |
+//! | `0x2C`     | floats     | [`FloatCodec::BitDelta`]    |
 //!
-//! A decoder rejects other versions ([`CodecError::UnsupportedVersion`]) and ids of the
-//! other column kind or unassigned ids ([`CodecError::UnknownCodec`]).
+//! (First bytes shown for the version that introduced each codec; writers put the
+//! current version, 2, in every block: `0x21`, ..., `0x2C`.)
+//!
+//! Versions: **1** had every codec above except BitDelta, and packer blocks were dense
+//! only. **2** (current) adds BitDelta (id `0xC`) and sparse packer blocks. Decoders
+//! read versions 1 and 2 alike (a version-1 block is a valid version-2 block with a
+//! different nibble) and reject other versions ([`CodecError::UnsupportedVersion`]),
+//! ids of the other column kind and unassigned ids ([`CodecError::UnknownCodec`]).
 //!
 //! # Timestamp payloads (`t[0..n]`, i64)
 //!
@@ -72,6 +79,12 @@
 //! **Constant**: if `n >= 1`, u64le bits of the value every row has.
 //!
 //! **IntDelta**: the integer packer applied to `m[i]`, decoded as `v[i] = m[i] as f64`.
+//!
+//! **BitDelta**: the integer packer applied to `o[i] = ordered(bits(v[i]))`, where for
+//! the raw bits read as an i64 `s`, `ordered(s) = s` if `s >= 0` and `s ^ i64::MAX`
+//! otherwise (the low 63 bits flipped). The map is its own inverse, so
+//! `bits(v[i]) = ordered(o[i])`. It is monotone in the float order, so a full-precision
+//! walk becomes integers with small deltas.
 //!
 //! **Decimal**:
 //!
@@ -106,9 +119,18 @@
 //! | blocks       | the `n - min(k, n)` residuals in blocks of 128 (last shorter) |
 //!
 //! Residual `r[i]` for `i >= k` is `m[i]` (k = 0), `m[i] - m[i-1]` (k = 1), or
-//! `(m[i] - m[i-1]) - (m[i-1] - m[i-2])` (k = 2). Each residual block of `len` values:
-//! 1 byte width `w` (0..=64), zvarint `base`, then `ceil(len * w / 8)` bytes packing
-//! `r - base` (as u64) in `w` bits each. `w = 0` means every residual equals `base`.
+//! `(m[i] - m[i-1]) - (m[i-1] - m[i-2])` (k = 2). Each residual block of `len` values
+//! starts with a flags byte: bit 7 set = sparse, bits 0..=6 = width `w` (0..=64).
+//!
+//! - **dense** (bit 7 clear): zvarint `base`, then `ceil(len * w / 8)` bytes packing
+//!   `r - base` (as u64) in `w` bits each. `w = 0` means every residual equals `base`.
+//! - **sparse** (bit 7 set; version 2): zvarint `base`, then a bitmap of
+//!   `ceil(len / 8)` bytes, LSB-first like packed runs (bit `i` set = residual `i` is
+//!   not zero; bits at `i >= len` must be clear), then `ceil(k * w / 8)` bytes packing,
+//!   for the `k` set bits in order, `r - base` in `w` bits each. Clear bits mean
+//!   `r = 0`. Encoders pick sparse when it is smaller (mostly-zero residuals: values
+//!   that hold still).
+//!
 //! The residuals `r[k..n]` fill the blocks in order; decoding inverts the transform
 //! with wrapping additions (`m[i] = m[i-1] + r[i]`, or `d = d + r[i]; m[i] = m[i-1] + d`
 //! starting from `d = m[1] - m[0]`).
@@ -137,7 +159,11 @@ mod tests;
 pub use error::CodecError;
 
 /// Format version written in the high nibble of every block's first byte.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
+
+/// Oldest format version the decoders read. Version 1 lacks sparse packer blocks and
+/// BitDelta; every version-1 block is otherwise byte for byte a version-2 block.
+pub const MIN_FORMAT_VERSION: u8 = 1;
 
 /// Which float codec a column used (for stats and benches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,6 +176,9 @@ pub enum FloatCodec {
     IntDelta,
     /// Gorilla XOR against the previous value; applies to anything.
     Xor,
+    /// The float bits mapped to order-preserving integers, then the integer packer;
+    /// applies to anything. Since format version 2.
+    BitDelta,
 }
 
 /// Which timestamp codec a column used.
@@ -201,6 +230,7 @@ impl FloatCodec {
             FloatCodec::Decimal => 0x9,
             FloatCodec::IntDelta => 0xA,
             FloatCodec::Xor => 0xB,
+            FloatCodec::BitDelta => 0xC,
         }
     }
 }
@@ -215,6 +245,7 @@ impl BlockKind {
             0x9 => BlockKind::Floats(FloatCodec::Decimal),
             0xA => BlockKind::Floats(FloatCodec::IntDelta),
             0xB => BlockKind::Floats(FloatCodec::Xor),
+            0xC => BlockKind::Floats(FloatCodec::BitDelta),
             _ => return None,
         })
     }
@@ -237,7 +268,7 @@ fn write_header(out: &mut Vec<u8>, id: u8, n: usize) {
 /// Reads the header of the block at the start of `buf`.
 pub fn peek_header(buf: &[u8]) -> Result<BlockHeader, CodecError> {
     let &first = buf.first().ok_or(CodecError::truncated(0, "codec byte"))?;
-    if first >> 4 != FORMAT_VERSION {
+    if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&(first >> 4)) {
         return Err(CodecError::UnsupportedVersion {
             offset: 0,
             version: first >> 4,

@@ -143,6 +143,8 @@ fn sample_blocks() -> Vec<(&'static str, Vec<u8>)> {
         .collect();
     gauge[17] = f64::from_bits(0x7ff0_0000_0000_0002);
     let counter: Vec<f64> = (0..300).map(|i| f64::from(i * 13 % 1000)).collect();
+    // Holds still with a jump every 40 rows: sparse packer blocks.
+    let still: Vec<f64> = (0..300).map(|i| f64::from(1000 + (i / 40) * 7)).collect();
     let wild = [
         f64::NAN,
         -0.0,
@@ -160,6 +162,9 @@ fn sample_blocks() -> Vec<(&'static str, Vec<u8>)> {
         ("f-int", FloatCodec::IntDelta, &counter[..]),
         ("f-xor", FloatCodec::Xor, &gauge[..]),
         ("f-xor-wild", FloatCodec::Xor, &wild[..]),
+        ("f-bitdelta", FloatCodec::BitDelta, &gauge[..]),
+        ("f-bitdelta-wild", FloatCodec::BitDelta, &wild[..]),
+        ("f-int-sparse", FloatCodec::IntDelta, &still[..]),
     ] {
         let mut b = Vec::new();
         encode_floats_with(codec, v, &mut b).unwrap();
@@ -223,10 +228,17 @@ fn errors_name_the_failing_offset() {
         Err(CodecError::UnknownCodec { offset: 0, id: 0xB })
     );
     assert_eq!(
-        decode_floats(&[0x28, 0], &mut Vec::new()),
+        decode_floats(&[0x38, 0], &mut Vec::new()),
         Err(CodecError::UnsupportedVersion {
             offset: 0,
-            version: 2
+            version: 3
+        })
+    );
+    assert_eq!(
+        decode_floats(&[0x0B, 0], &mut Vec::new()),
+        Err(CodecError::UnsupportedVersion {
+            offset: 0,
+            version: 0
         })
     );
     assert_eq!(
@@ -247,7 +259,9 @@ fn errors_name_the_failing_offset() {
 #[test]
 fn absurd_counts_fail_before_allocating() {
     // u32::MAX rows claimed by tiny XOR, DoD, packed and decimal blocks.
-    for id in [0x12u8, 0x13, 0x19, 0x1A, 0x1B] {
+    for id in [
+        0x12u8, 0x13, 0x19, 0x1A, 0x1B, 0x22, 0x23, 0x29, 0x2A, 0x2B, 0x2C,
+    ] {
         let mut b = vec![id, 0xff, 0xff, 0xff, 0xff, 0x0f];
         b.extend_from_slice(&[0u8; 64]);
         let mut ts = Vec::new();
@@ -286,13 +300,18 @@ fn empty_columns() {
     let mut b = Vec::new();
     encode_timestamps(&[], &mut b);
     encode_floats(&[], &mut b);
-    for codec in [FloatCodec::Decimal, FloatCodec::IntDelta, FloatCodec::Xor] {
+    for codec in [
+        FloatCodec::Decimal,
+        FloatCodec::IntDelta,
+        FloatCodec::Xor,
+        FloatCodec::BitDelta,
+    ] {
         encode_floats_with(codec, &[], &mut b).unwrap();
     }
     let mut ts = Vec::new();
     let mut fs = Vec::new();
     let mut pos = decode_timestamps(&b, &mut ts).unwrap();
-    for _ in 0..4 {
+    for _ in 0..5 {
         pos += decode_floats(&b[pos..], &mut fs).unwrap();
     }
     assert_eq!(pos, b.len());
@@ -322,7 +341,7 @@ proptest! {
     #[test]
     fn random_bit_flips_never_panic(values in floats(), ts in timestamps(), flips in proptest::collection::vec(any::<usize>(), 1..8)) {
         let mut blocks = Vec::new();
-        for codec in [FloatCodec::Constant, FloatCodec::Decimal, FloatCodec::IntDelta, FloatCodec::Xor] {
+        for codec in [FloatCodec::Constant, FloatCodec::Decimal, FloatCodec::IntDelta, FloatCodec::Xor, FloatCodec::BitDelta] {
             let mut b = Vec::new();
             if encode_floats_with(codec, &values, &mut b).is_some() {
                 blocks.push(b);
@@ -350,4 +369,36 @@ proptest! {
         }
         let _ = decode_any(&bytes);
     }
+}
+
+/// Blocks written by format version 1 (before sparse packer blocks and BitDelta),
+/// checked in as bytes: current decoders must keep reading them.
+#[test]
+fn version_1_blocks_still_decode() {
+    // ConstantStep: start 1_700_000_000_000, step 10_000, 4 rows.
+    let ts_v1 = [
+        0x11, 0x04, 0x80, 0xa0, 0xab, 0xfe, 0xf9, 0x62, 0xa0, 0x9c, 0x01,
+    ];
+    let mut ts = Vec::new();
+    assert_eq!(decode_timestamps(&ts_v1, &mut ts).unwrap(), ts_v1.len());
+    assert_eq!(
+        ts,
+        [
+            1_700_000_000_000,
+            1_700_000_010_000,
+            1_700_000_020_000,
+            1_700_000_030_000
+        ]
+    );
+    // IntDelta, 3 rows [5, 6, 8]: order 1, head zvarint 5, one dense block of width 2
+    // and base 1 packing residuals [0, 1].
+    let int_v1 = [0x1A, 0x03, 0x01, 0x0a, 0x02, 0x02, 0b0000_0100];
+    let mut fs = Vec::new();
+    assert_eq!(decode_floats(&int_v1, &mut fs).unwrap(), int_v1.len());
+    assert_eq!(fs, [5.0, 6.0, 8.0]);
+    // Xor, 2 rows [1.0, 1.0]: 64 bits of 1.0 then a '0' control bit.
+    let xor_v1 = [0x1B, 0x02, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0x00];
+    let mut fs = Vec::new();
+    assert_eq!(decode_floats(&xor_v1, &mut fs).unwrap(), xor_v1.len());
+    assert_eq!(fs, [1.0, 1.0]);
 }
