@@ -1,52 +1,60 @@
 //! The `metricstore` binary.
 //!
 //! ```text
-//! metricstore import <file.prom[.zst]>   ingest a Prometheus text file, print stats
-//! metricstore --version
-//! metricstore --help
+//! metricstore serve [--config FILE] [--data-dir DIR] [--http-addr ADDR] [--statsd-addr ADDR] [--print-config]
+//! metricstore import <file.prom[.zst]>     ingest a Prometheus text file and print stats
 //! ```
 //!
-//! Until the server exists, `import` is the way to see the engine work on real data: it
-//! parses the file (zstd-decompressing `.zst`), writes it through `MetricStore::write`,
-//! seals the heads and prints what the store holds.
+//! `serve` runs with embedded defaults when given nothing: data under `./data`, HTTP on
+//! 127.0.0.1:9201, StatsD on UDP 127.0.0.1:8125. Flags override the config file.
+//! SIGTERM and SIGINT stop it gracefully.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use clap::{Parser, Subcommand};
 use metricstore::MetricStore;
 use metricstore::ingest::prom_text;
+use metricstore::server::{ServerConfig, serve};
 
-const USAGE: &str = "\
-metricstore: an in-memory metrics database
-
-Usage:
-  metricstore import <file.prom[.zst]>   ingest Prometheus text (with timestamps) and print stats
-  metricstore --version                  print the version
-  metricstore --help                     print this help
-";
-
-/// What the command line asks for.
-#[derive(Debug, PartialEq)]
-enum Command {
-    Import(PathBuf),
-    Version,
-    Help,
+/// An in-memory metrics database.
+#[derive(Debug, Parser)]
+#[command(name = "metricstore", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-/// Parses the arguments after the program name; the error says what is wrong.
-fn parse_args(args: &[String]) -> Result<Command, String> {
-    match args {
-        [] => Err("no command given".into()),
-        [flag] if flag == "--help" || flag == "-h" || flag == "help" => Ok(Command::Help),
-        [flag] if flag == "--version" || flag == "-V" => Ok(Command::Version),
-        [cmd, path] if cmd == "import" => Ok(Command::Import(PathBuf::from(path))),
-        [cmd] if cmd == "import" => Err("import: missing <file.prom[.zst]>".into()),
-        [cmd, ..] if cmd == "import" => Err("import: expected exactly one file".into()),
-        [other, ..] => Err(format!("unknown command {other:?}")),
-    }
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (HTTP: remote_write, line protocol, SQL, Prometheus API; StatsD).
+    Serve {
+        /// TOML configuration file; every setting has a default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides the file).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// HTTP listen address (overrides the file).
+        #[arg(long)]
+        http_addr: Option<SocketAddr>,
+        /// StatsD UDP listen address (overrides the file).
+        #[arg(long)]
+        statsd_addr: Option<SocketAddr>,
+        /// Print the effective configuration as TOML and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+    /// Ingest a Prometheus text file (with timestamps; `.zst` is decompressed) and
+    /// print what the store holds.
+    Import {
+        /// The file.
+        file: PathBuf,
+    },
 }
 
 fn open(path: &Path) -> Result<Box<dyn Read>, String> {
@@ -98,22 +106,83 @@ fn import(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Resolves when the process gets SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn run_server(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    http_addr: Option<SocketAddr>,
+    statsd_addr: Option<SocketAddr>,
+    print_config: bool,
+) -> Result<(), String> {
+    let mut effective = match &config {
+        Some(path) => ServerConfig::from_file(path).map_err(|e| e.to_string())?,
+        None => ServerConfig::default(),
+    };
+    if let Some(d) = data_dir {
+        effective.data_dir = d;
+    }
+    if let Some(a) = http_addr {
+        effective.http_addr = a;
+    }
+    if let Some(a) = statsd_addr {
+        effective.statsd_addr = a;
+    }
+    if print_config {
+        print!("{}", effective.to_toml());
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime
+        .block_on(serve(effective, shutdown_signal(), |running| {
+            tracing::info!(http = %running.http_addr, statsd = ?running.statsd_addr, "metricstore ready");
+        }))
+        .map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match parse_args(&args) {
-        Ok(Command::Help) => {
-            print!("{USAGE}");
-            Ok(())
-        }
-        Ok(Command::Version) => {
-            println!("metricstore {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        Ok(Command::Import(path)) => import(&path),
-        Err(e) => {
-            eprint!("error: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            data_dir,
+            http_addr,
+            statsd_addr,
+            print_config,
+        } => run_server(config, data_dir, http_addr, statsd_addr, print_config),
+        Command::Import { file } => import(&file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,30 +195,26 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
-    fn parses_commands_and_names_mistakes() {
-        assert_eq!(parse_args(&args(&["--help"])), Ok(Command::Help));
-        assert_eq!(parse_args(&args(&["--version"])), Ok(Command::Version));
-        assert_eq!(
-            parse_args(&args(&["import", "a.prom.zst"])),
-            Ok(Command::Import("a.prom.zst".into()))
-        );
-        assert!(parse_args(&args(&[])).is_err());
+    fn flags_parse_and_mistakes_are_named() {
+        let cli =
+            Cli::try_parse_from(["metricstore", "serve", "--http-addr", "127.0.0.1:1"]).unwrap();
+        assert!(matches!(cli.command, Command::Serve { http_addr: Some(a), .. } if a.port() == 1));
+        let err = Cli::try_parse_from(["metricstore", "serve", "--http-addr", "nope"]).unwrap_err();
         assert!(
-            parse_args(&args(&["import"]))
-                .unwrap_err()
-                .contains("missing")
+            err.to_string()
+                .contains("invalid value 'nope' for '--http-addr"),
+            "{err}"
         );
-        assert!(
-            parse_args(&args(&["serve"]))
-                .unwrap_err()
-                .contains("\"serve\"")
-        );
+        assert!(Cli::try_parse_from(["metricstore", "import"]).is_err());
     }
 }
