@@ -12,10 +12,12 @@ pub(crate) struct HeadColumn {
 }
 
 impl HeadColumn {
+    /// A column for a field the head's existing rows lack. An empty head gets no
+    /// validity vector: one would cost a byte per row for every later row.
     fn null_filled(rows: usize) -> HeadColumn {
         HeadColumn {
             values: vec![0.0; rows],
-            valid: Some(vec![false; rows]),
+            valid: (rows > 0).then(|| vec![false; rows]),
         }
     }
 
@@ -139,6 +141,9 @@ impl Head {
 
     pub(crate) fn ensure_columns(&mut self, n: usize) {
         let rows = self.times.len();
+        // Fields arrive once per table, not per row: no growth slack.
+        self.columns
+            .reserve_exact(n.saturating_sub(self.columns.len()));
         while self.columns.len() < n {
             self.columns.push(HeadColumn::null_filled(rows));
         }

@@ -434,6 +434,7 @@ impl SnapshotReader {
         let snap = self.snapshot.clone();
         let tag_count = snap.tag_count;
         let mut out = Columns::new(self.fields.len());
+        out.reserve(self.rows_ahead());
         let mut series_rows: Vec<(usize, usize)> = Vec::new();
         let mut unsorted: Vec<std::ops::Range<usize>> = Vec::new();
         while !self.done() && out.rows < self.options.batch_rows {
@@ -472,6 +473,22 @@ impl SnapshotReader {
             Some(order) => arrow::compute::take_record_batch(&batch, &order)?,
             None => batch,
         })
+    }
+
+    /// An upper bound of the rows the next batch holds, from chunk headers, so that
+    /// its buffers are allocated once instead of growing while decoding.
+    fn rows_ahead(&self) -> usize {
+        let mut rows = 0;
+        for s in &self.snapshot.series[self.next..self.options.series.end] {
+            rows += s.chunks.iter().map(|c| c.rows()).sum::<usize>() + s.head.len();
+            if let Some(o) = &s.overlay {
+                rows += o.len();
+            }
+            if rows >= self.options.batch_rows {
+                break;
+            }
+        }
+        rows
     }
 
     /// One past the last series of the group starting at `self.next`.
@@ -563,14 +580,25 @@ impl Columns {
         }
     }
 
+    fn reserve(&mut self, rows: usize) {
+        self.times.reserve(rows);
+        for (values, validity) in &mut self.values {
+            values.reserve(rows);
+            validity.reserve(rows);
+        }
+    }
+
     /// Builds the field arrays; staleness markers become NULL.
     fn finish_fields(&mut self) -> Vec<ArrayRef> {
         std::mem::take(&mut self.values)
             .into_iter()
             .map(|(values, mut validity)| {
-                for (i, v) in values.iter().enumerate() {
-                    if v.to_bits() == STALE_NAN_BITS {
-                        validity.set_bit(i, false);
+                // A branch-free scan first: staleness markers are rare.
+                if values.iter().any(|v| v.to_bits() == STALE_NAN_BITS) {
+                    for (i, v) in values.iter().enumerate() {
+                        if v.to_bits() == STALE_NAN_BITS {
+                            validity.set_bit(i, false);
+                        }
                     }
                 }
                 let nulls = NullBuffer::new(validity.finish());
