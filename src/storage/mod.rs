@@ -54,6 +54,8 @@ pub struct Storage {
     /// Held by writes that create tables, so two batches never create the same one.
     create: Mutex<()>,
     memory: AtomicUsize,
+    /// Timestamp blocks shared by the chunks of every table.
+    timestamps: Arc<chunk::SharedTimestamps>,
 }
 
 impl Storage {
@@ -64,6 +66,7 @@ impl Storage {
             tables: RwLock::new(BTreeMap::new()),
             create: Mutex::new(()),
             memory: AtomicUsize::new(0),
+            timestamps: Arc::default(),
         }
     }
 
@@ -102,7 +105,7 @@ impl Storage {
                     None => {
                         validate_name(NameKind::Table, name)
                             .map_err(|e| e.at_item(items[0].0, name))?;
-                        tables.push((Arc::new(Table::new(name)), true));
+                        tables.push((Arc::new(Table::new(name, self.timestamps.clone())), true));
                     }
                 }
             }

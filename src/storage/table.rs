@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use ahash::{HashMap, HashMapExt, HashSet, HashSetExt, RandomState};
 
-use super::chunk::TimestampInterner;
+use super::chunk::{SharedTimestamps, TimestampInterner};
 use super::config::StorageConfig;
 use super::index::LabelIndex;
 use super::series::{SealContext, Series};
@@ -438,10 +438,14 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    pub(crate) fn new(name: &str) -> Table {
+    /// An empty table whose chunks share timestamp blocks through `timestamps`.
+    pub(crate) fn new(name: &str, timestamps: Arc<SharedTimestamps>) -> Table {
         Table {
             name: name.into(),
-            inner: parking_lot::RwLock::new(TableInner::default()),
+            inner: parking_lot::RwLock::new(TableInner {
+                interner: TimestampInterner::new(timestamps),
+                ..TableInner::default()
+            }),
         }
     }
 }
