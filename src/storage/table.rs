@@ -90,7 +90,8 @@ enum Target {
 
 struct ItemPlan {
     target: Target,
-    fields: Vec<u16>,
+    /// Index into [`TablePlan::field_sets`].
+    fields: usize,
 }
 
 /// Changes a batch makes to one table, computed without touching it.
@@ -101,6 +102,9 @@ pub(crate) struct TablePlan<'b> {
     new_series_lookup: HashMap<u64, Vec<usize>>,
     new_values: HashSet<(&'b str, &'b str)>,
     items: Vec<(&'b SeriesWrite, ItemPlan)>,
+    /// Field numbers of the items' field lists; consecutive items with the same field
+    /// names share one entry, so the common case allocates nothing per item.
+    field_sets: Vec<Vec<u16>>,
     newest: HashMap<Target, i64>,
     /// Estimated bytes the plan adds, for the memory limit.
     pub(crate) bytes: usize,
@@ -182,6 +186,7 @@ impl TableInner {
             new_series_lookup: HashMap::new(),
             new_values: HashSet::new(),
             items: Vec::with_capacity(items.len()),
+            field_sets: Vec::new(),
             newest: HashMap::with_capacity(items.len()),
             bytes: 0,
             fixed: 0,
@@ -202,7 +207,22 @@ impl TableInner {
         config: &StorageConfig,
         plan: &mut TablePlan<'b>,
     ) -> Result<ItemPlan> {
-        let fields = self.plan_fields(table, item, plan)?;
+        let same_fields = plan.items.last().is_some_and(|(previous, _)| {
+            previous.fields().len() == item.fields().len()
+                && previous
+                    .fields()
+                    .iter()
+                    .zip(item.fields())
+                    .all(|(a, b)| a.0 == b.0)
+        });
+        let fields = if same_fields {
+            plan.field_sets.len() - 1
+        } else {
+            let numbers = self.plan_fields(table, item, plan)?;
+            plan.field_sets.push(numbers);
+            plan.field_sets.len() - 1
+        };
+        let field_count = item.fields().len();
         let hash = hash_tags(item.tags());
         let target = match self.find_series(hash, item.tags()) {
             Some(id) => Target::Existing(id),
@@ -226,8 +246,8 @@ impl TableInner {
             *newest = (*newest).max(t);
         }
         plan.bytes += match target {
-            Target::Existing(id) => self.series[id as usize].growth_bound(item.len(), fields.len()),
-            Target::New(_) => (item.len().max(4) * 2) * 9 * (1 + fields.len()),
+            Target::Existing(id) => self.series[id as usize].growth_bound(item.len(), field_count),
+            Target::New(_) => (item.len().max(4) * 2) * 9 * (1 + field_count),
         };
         Ok(ItemPlan { target, fields })
     }
@@ -374,7 +394,7 @@ impl TableInner {
             let series = &mut self.series[id as usize];
             let bytes = series.bytes();
             for (row, &t) in item.timestamps().iter().enumerate() {
-                series.write(t, &planned.fields, item.row(row), &mut ctx);
+                series.write(t, &plan.field_sets[planned.fields], item.row(row), &mut ctx);
             }
             self.series_bytes = self.series_bytes + series.bytes() - bytes;
         }
