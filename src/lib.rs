@@ -28,10 +28,21 @@
 //! A snapshot holds `Arc`s of sealed chunks plus a copy of the open heads' rows, so
 //! readers never block writers for longer than that copy.
 //!
+//! ## SQL
+//! ```text
+//!   SQL ──► DataFusion SessionContext (catalog metricstore, schema public)
+//!             ├─ HotTable: tag/time filters exact, field bounds prune chunks
+//!             ├─ BucketAggregateRule: date_bin aggregates from chunk headers
+//!             └─ latest('t'): newest row per series, nothing decoded
+//! ```
+//!
 //! ## Modules
 //! - [`model`]: names, tag sets, field kinds, write batches, errors.
 //! - [`storage`]: tables, series, heads, chunks, codecs, label index, statistics.
-//! - [`ingest`]: wire formats into write batches.
+//! - [`query`]: the DataFusion catalog, table providers, pushdown, optimizer rule.
+//! - [`ingest`]: wire formats (remote_write, line protocol, StatsD, Prometheus text)
+//!   into write batches.
+//! - [`server`]: the `metricstore serve` HTTP and StatsD front end.
 //! - [`workload`]: the seeded TSBS workload shared by tests and benches.
 
 pub mod ingest;

@@ -7,7 +7,7 @@
 //! chunks from it.
 //!
 //! Series scraped together share their timestamps, so a table interns recent timestamp
-//! blocks ([`TimestampInterner`]) and chunks with identical times share one buffer.
+//! blocks (`TimestampInterner`) and chunks with identical times share one buffer.
 
 use std::sync::{Arc, Weak};
 
