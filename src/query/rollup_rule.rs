@@ -11,7 +11,9 @@
 //!   Aggregate: groupBy=[__bucket, tag...], aggr=[min(f__min), max(f__max), sum(f__sum), sum(f__count), sum(__rows)]
 //!     TableScan: t (BucketTable: per series and bucket, from chunk headers where a chunk fits a bucket)
 //! ```
-//! `avg` becomes `sum(f__sum) / sum(f__count)`. Anything else (DISTINCT, FILTER,
+//! `avg` becomes `sum(f__sum) / sum(f__count)`. The rule fires only for bucket widths
+//! that are multiples of the chunk span (default one hour), where headers answer whole
+//! chunks. Anything else (DISTINCT, FILTER,
 //! ORDER BY inside the aggregate, other functions, field filters, expressions over
 //! columns, no `date_bin`) is left alone. Results equal the plain plan's except that
 //! float sums and averages may differ in the last bits (partial sums are added in a
@@ -217,6 +219,13 @@ impl BucketAggregateRule {
         let Some(spec) = spec else {
             return Ok(None);
         };
+        // Headers answer a bucket only when whole chunks fit in it; chunks seal on
+        // `chunk_span_ms` boundaries, so narrower buckets would decode everything
+        // and fold row by row, slower than DataFusion's own aggregation.
+        let span = self.storage.config().chunk_span_ms;
+        if span <= 0 || spec.width_ms < span || spec.width_ms % span != 0 {
+            return Ok(None);
+        }
         let Some(aggs) = aggregate_plan
             .aggr_expr
             .iter()
