@@ -40,10 +40,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let took = start.elapsed();
     // Seal the open heads so that bytes per sample shows the compressed form.
     store.seal_all();
-    let stats = store.stats();
-    let t = &stats.total;
-    let per_sample = |b: usize| b as f64 / t.samples.max(1) as f64;
-
     println!("imported {}", path.display());
     println!(
         "  {} lines, {} samples in {:.2} s ({:.2} M samples/s, parse + write, one thread)",
@@ -52,30 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         took.as_secs_f64(),
         parsed.samples as f64 / took.as_secs_f64().max(1e-9) / 1e6
     );
-    println!(
-        "  {} tables, {} series, {} samples, {} chunks",
-        stats.tables.len(),
-        t.series,
-        t.samples,
-        t.chunks
-    );
-    println!(
-        "  bytes/sample: {:.3} in sealed chunks (timestamps included), {:.3} with index and dictionaries",
-        per_sample(t.chunk_bytes),
-        t.bytes_per_sample()
-    );
-    println!(
-        "  bytes: chunks {}, heads {}, index {}, dictionaries {}",
-        t.chunk_bytes, t.head_bytes, t.index_bytes, t.dictionary_bytes
-    );
-    println!("top tables by series:");
-    for (name, series) in stats.top_tables_by_series.iter().take(5) {
-        println!("  {series:>6}  {name}");
-    }
-    println!("top tag keys by distinct values:");
-    for (table, key, values) in stats.top_tag_keys.iter().take(5) {
-        println!("  {values:>6}  {table}.{key}");
-    }
+    print!("{}", store.stats());
 
     if store.table_names().iter().any(|t| t == "node_load1") {
         let snapshot = store.select("node_load1", &[], TimeRange::ALL)?;

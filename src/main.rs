@@ -75,34 +75,13 @@ fn import(path: &Path) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let took = start.elapsed();
     store.seal_all();
-    let stats = store.stats();
-    let t = &stats.total;
     println!(
         "imported {}: {} samples in {:.2} s",
         path.display(),
         parsed.samples,
         took.as_secs_f64()
     );
-    println!(
-        "{} tables, {} series, {} samples, {} chunks",
-        stats.tables.len(),
-        t.series,
-        t.samples,
-        t.chunks
-    );
-    println!(
-        "bytes/sample: {:.3} in sealed chunks (timestamps included), {:.3} in total",
-        t.chunk_bytes as f64 / t.samples.max(1) as f64,
-        t.bytes_per_sample()
-    );
-    println!("top tables by series:");
-    for (name, series) in stats.top_tables_by_series.iter().take(5) {
-        println!("  {series:>6}  {name}");
-    }
-    println!("top tag keys by distinct values:");
-    for (table, key, values) in stats.top_tag_keys.iter().take(5) {
-        println!("  {values:>6}  {table}.{key}");
-    }
+    print!("{}", store.stats());
     Ok(())
 }
 

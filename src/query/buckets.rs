@@ -34,6 +34,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use super::pushdown::{Pushed, ScanFilters, classify};
+use super::shared::SharedSnapshot;
 use crate::storage::{BucketRow, BucketSpec, Storage, TableSnapshot, tag_type, time_type};
 
 /// Name of the bucket start column.
@@ -148,7 +149,7 @@ impl TableProvider for BucketTable {
             projection,
             filters,
             partitions,
-            shared: parking_lot::Mutex::new((None, 0)),
+            shared: SharedSnapshot::new(partitions),
             metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::new(properties),
         }))
@@ -167,33 +168,19 @@ pub struct BucketExec {
     projection: Option<Vec<usize>>,
     filters: ScanFilters,
     partitions: usize,
-    /// The execution's snapshot and how many partitions took it.
-    shared: parking_lot::Mutex<(Option<Arc<TableSnapshot>>, usize)>,
+    shared: SharedSnapshot,
     metrics: ExecutionPlanMetricsSet,
     properties: Arc<PlanProperties>,
 }
 
 impl BucketExec {
     fn snapshot(&self) -> DfResult<Arc<TableSnapshot>> {
-        let mut shared = self.shared.lock();
-        let snapshot = match &shared.0 {
-            Some(s) => s.clone(),
-            None => {
-                let s = self
-                    .storage
-                    .select_with(&self.table, self.filters.range, |index| {
-                        self.filters.select(index)
-                    })
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                *shared = (Some(s.clone()), 0);
-                s
-            }
-        };
-        shared.1 += 1;
-        if shared.1 >= self.partitions {
-            shared.0 = None;
-        }
-        Ok(snapshot)
+        self.shared.get(|| {
+            self.storage
+                .select_with(&self.table, self.filters.range, |index| {
+                    self.filters.select(index)
+                })
+        })
     }
 }
 

@@ -29,9 +29,9 @@ use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning,
     PlanProperties, ReplaceChildrenOptions, SendableRecordBatchStream,
 };
-use parking_lot::Mutex;
 
 use super::pushdown::{FieldBound, ScanFilters};
+use super::shared::SharedSnapshot;
 use crate::model::TIME_COLUMN;
 use crate::storage::{
     ChunkFilter, ReadOptions, SelectionCounts, SnapshotReader, Storage, TableSnapshot,
@@ -53,13 +53,6 @@ pub(crate) struct ScanSpec {
     pub(crate) time_ordered: bool,
 }
 
-/// The snapshot one execution's partitions share.
-#[derive(Debug, Default)]
-struct Shared {
-    snapshot: Option<Arc<TableSnapshot>>,
-    taken: usize,
-}
-
 /// Scans a hot table; see the module docs.
 #[derive(Debug)]
 pub struct HotScanExec {
@@ -67,7 +60,7 @@ pub struct HotScanExec {
     spec: ScanSpec,
     schema: SchemaRef,
     partitions: usize,
-    shared: Mutex<Shared>,
+    shared: SharedSnapshot,
     metrics: ExecutionPlanMetricsSet,
     properties: Arc<PlanProperties>,
 }
@@ -117,39 +110,23 @@ impl HotScanExec {
             spec,
             schema,
             partitions,
-            shared: Mutex::new(Shared::default()),
+            shared: SharedSnapshot::new(partitions),
             metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::new(properties),
         }
     }
 
-    /// The snapshot of this execution: the first partition to run takes it, the
-    /// others share it, and the last one clears it so a re-execution sees new data.
+    /// This execution's snapshot, shared by the partitions.
     fn snapshot(&self) -> DfResult<Arc<TableSnapshot>> {
-        let mut shared = self.shared.lock();
-        let snapshot = match &shared.snapshot {
-            Some(s) => s.clone(),
-            None => {
-                let filters = &self.spec.filters;
-                let s = self
-                    .storage
-                    .select_sorted(
-                        &self.spec.table,
-                        filters.range,
-                        Some(&self.spec.sort_tags),
-                        |index| filters.select(index),
-                    )
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                shared.snapshot = Some(s.clone());
-                shared.taken = 0;
-                s
-            }
-        };
-        shared.taken += 1;
-        if shared.taken >= self.partitions {
-            shared.snapshot = None;
-        }
-        Ok(snapshot)
+        let filters = &self.spec.filters;
+        self.shared.get(|| {
+            self.storage.select_sorted(
+                &self.spec.table,
+                filters.range,
+                Some(&self.spec.sort_tags),
+                |index| filters.select(index),
+            )
+        })
     }
 }
 

@@ -21,6 +21,7 @@ mod latest;
 mod provider;
 mod pushdown;
 mod rollup_rule;
+mod shared;
 
 use std::sync::Arc;
 

@@ -138,3 +138,39 @@ impl TableInner {
         s
     }
 }
+
+/// A human summary: totals, bytes per sample, the top tables and tag keys.
+impl std::fmt::Display for StoreStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = &self.total;
+        writeln!(
+            f,
+            "{} tables, {} series, {} samples, {} chunks",
+            self.tables.len(),
+            t.series,
+            t.samples,
+            t.chunks
+        )?;
+        writeln!(
+            f,
+            "bytes/sample: {:.3} in sealed chunks (timestamps included), {:.3} with heads, \
+             index and dictionaries",
+            t.chunk_bytes as f64 / t.samples.max(1) as f64,
+            t.bytes_per_sample()
+        )?;
+        writeln!(
+            f,
+            "bytes: chunks {}, heads {}, index {}, dictionaries {}",
+            t.chunk_bytes, t.head_bytes, t.index_bytes, t.dictionary_bytes
+        )?;
+        writeln!(f, "top tables by series:")?;
+        for (name, series) in self.top_tables_by_series.iter().take(5) {
+            writeln!(f, "  {series:>8}  {name}")?;
+        }
+        writeln!(f, "top tag keys by distinct values:")?;
+        for (table, key, values) in self.top_tag_keys.iter().take(5) {
+            writeln!(f, "  {values:>8}  {table}.{key}")?;
+        }
+        Ok(())
+    }
+}
