@@ -499,3 +499,48 @@ async fn statsd_packets_become_rows() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn remote_write_over_the_memory_limit_is_retryable() {
+    use metricstore::ingest::remote_write::encode_v1;
+    let mut config = Server::without_statsd();
+    config.storage.memory_limit_bytes = 50_000;
+    let server = Server::start(config).await;
+    let mut refused = None;
+    for round in 0..200i64 {
+        let series: Vec<_> = (0..50)
+            .map(|s| {
+                let labels = vec![
+                    ("__name__".to_string(), "m".to_string()),
+                    ("s".to_string(), s.to_string()),
+                ];
+                (labels, vec![(round * 1000, round as f64)])
+            })
+            .collect();
+        let body = encode_v1(&series, &[]);
+        let (status, head, body) = server
+            .request(
+                "POST",
+                "/api/v1/write",
+                &[("Content-Type", "application/x-protobuf")],
+                &body,
+            )
+            .await;
+        if status != 204 {
+            refused = Some((status, head, String::from_utf8_lossy(&body).to_string()));
+            break;
+        }
+    }
+    // 503 with Retry-After: Prometheus retries it (a 429 would drop the batch).
+    let (status, head, body) = refused.expect("the memory limit is reached");
+    assert_eq!(status, 503, "{body}");
+    assert!(head.contains("retry-after: 5"), "{head}");
+    assert!(body.contains("memory limit reached"), "{body}");
+    let (_, _, metrics) = server.request("GET", "/metrics", &[], b"").await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("metricstore_rejected_samples_total{reason=\"memory_limit\"} 50"),
+        "{metrics}"
+    );
+    server.stop().await;
+}

@@ -35,6 +35,20 @@ pub enum Rejection {
     Invalid,
 }
 
+impl Rejection {
+    /// Why the store refused a write, for counting.
+    pub fn of(e: &crate::Error) -> Rejection {
+        use crate::Error as E;
+        match e {
+            E::BatchItem { source, .. } => Rejection::of(source),
+            E::MemoryLimit { .. } => Rejection::MemoryLimit,
+            E::OutOfOrder { .. } => Rejection::TooOld,
+            E::SeriesLimit { .. } | E::TagValueLimit { .. } => Rejection::Cardinality,
+            _ => Rejection::Invalid,
+        }
+    }
+}
+
 const REJECTIONS: [(Rejection, &str); 5] = [
     (Rejection::Malformed, "malformed"),
     (Rejection::MemoryLimit, "memory_limit"),

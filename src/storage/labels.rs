@@ -99,6 +99,13 @@ impl Storage {
         Ok(values)
     }
 
+    /// How many series of `table` match `matchers` with rows in `range`.
+    pub fn count_series(&self, table: &str, matchers: &[Matcher], range: TimeRange) -> Result<u64> {
+        let table = self.table(table)?;
+        let inner = table.inner.read();
+        Ok(inner.matching(matchers, range).len())
+    }
+
     /// The tag sets of series of `table` matching `matchers` with rows in `range`.
     pub fn series_tags(
         &self,

@@ -46,8 +46,8 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
         .route("/api/v1/write", post(remote_write::write))
-        .route("/write", post(write::influx_v1))
-        .route("/api/v2/write", post(write::influx_v2))
+        .route("/write", post(write::influx))
+        .route("/api/v2/write", post(write::influx))
         .route("/api/v1/sql", get(sql::query).post(sql::query))
         .route("/api/v1/labels", get(prom::labels).post(prom::labels))
         .route("/api/v1/label/{name}/values", get(prom::label_values))

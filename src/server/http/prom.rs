@@ -154,10 +154,8 @@ pub async fn labels(
     }
     for s in &p.selectors {
         for t in s.tables(&tables) {
-            let found = storage.label_names(&t, &s.labels, p.range)?;
-            let any = !storage.series_tags(&t, &s.labels, p.range)?.is_empty();
-            names.extend(found);
-            if any {
+            if storage.count_series(&t, &s.labels, p.range)? > 0 {
+                names.extend(storage.label_names(&t, &s.labels, p.range)?);
                 names.insert(NAME.to_string());
             }
         }
@@ -189,7 +187,7 @@ pub async fn label_values(
         for t in s.tables(&tables) {
             if name == NAME {
                 let unfiltered = s.labels.is_empty() && p.range == TimeRange::ALL;
-                if unfiltered || !storage.series_tags(&t, &s.labels, p.range)?.is_empty() {
+                if unfiltered || storage.count_series(&t, &s.labels, p.range)? > 0 {
                     values.insert(t);
                 }
             } else {

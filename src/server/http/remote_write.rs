@@ -52,11 +52,7 @@ pub async fn write(
                 Ok(decoded)
             }
             Err(e) => {
-                let reason = match &e {
-                    crate::Error::MemoryLimit { .. } => Rejection::MemoryLimit,
-                    _ => Rejection::Invalid,
-                };
-                metrics.rejected(reason, decoded.samples);
+                metrics.rejected(Rejection::of(&e), decoded.samples);
                 Err(ApiError::from(e))
             }
         }

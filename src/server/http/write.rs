@@ -18,18 +18,10 @@ use super::{ApiError, AppState};
 use crate::ingest::line_protocol::{self, Precision};
 use crate::server::metrics::{Protocol, Rejection};
 
-/// `POST /write?db=..&precision=n|u|ms|s` (InfluxDB 1.x).
-pub async fn influx_v1(
-    State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    write_lines(state, &params, &headers, body).await
-}
-
-/// `POST /api/v2/write?bucket=..&precision=ns|us|ms|s` (InfluxDB 2.x).
-pub async fn influx_v2(
+/// `POST /write?db=..&precision=n|u|ms|s` (InfluxDB 1.x) and
+/// `POST /api/v2/write?bucket=..&precision=ns|us|ms|s` (InfluxDB 2.x): the database or
+/// bucket is ignored (one store), the precision is honoured.
+pub async fn influx(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -99,23 +91,12 @@ async fn write_lines(
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if let Err(e) = result {
-        let reason = match &e {
-            crate::Error::MemoryLimit { .. } => Rejection::MemoryLimit,
-            crate::Error::BatchItem { source, .. } => match source.as_ref() {
-                crate::Error::OutOfOrder { .. } => Rejection::TooOld,
-                crate::Error::SeriesLimit { .. } | crate::Error::TagValueLimit { .. } => {
-                    Rejection::Cardinality
-                }
-                _ => Rejection::Invalid,
-            },
-            _ => Rejection::Invalid,
-        };
+        let reason = Rejection::of(&e);
         state.metrics.rejected(reason, samples);
         let mut error = ApiError::from(e);
         if reason == Rejection::MemoryLimit {
             // Influx clients retry 429 with backoff; 503 is for remote_write.
-            error =
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, error_message(&error)).retry_after(5);
+            error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, error.message).retry_after(5);
         }
         return Err(error);
     }
@@ -144,8 +125,4 @@ async fn write_lines(
         HeaderValue::from_static("partial write"),
     );
     Ok(response)
-}
-
-fn error_message(e: &ApiError) -> String {
-    e.message.clone()
 }
