@@ -45,6 +45,7 @@
 //! - [`server`]: the `metricstore serve` HTTP and StatsD front end.
 //! - [`workload`]: the seeded TSBS workload shared by tests and benches.
 
+mod background;
 pub mod ingest;
 pub mod model;
 pub mod query;
@@ -61,19 +62,37 @@ use datafusion::prelude::SessionContext;
 pub use model::{Error, FieldKind, Result, SeriesWrite, TagSet, WriteBatch};
 pub use storage::{Matcher, StorageConfig, StoreStats, TableSnapshot, TableStats, TimeRange};
 
+use parking_lot::Mutex;
 use storage::Storage;
+use storage::persist::Durability;
+pub use storage::persist::{
+    CheckpointInfo, DurabilityConfig, DurabilityStats, FsyncPolicy, RecoveryReport,
+};
 
 /// Settings of a store. Every field has a default.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     /// The hot tier's settings.
     pub storage: StorageConfig,
+    /// Where the WAL and checkpoints go; `None` keeps everything in memory only.
+    pub durability: Option<DurabilityConfig>,
 }
 
 /// The one entry point: examples, tests, benches and the server all go through it.
 pub struct MetricStore {
     storage: Arc<Storage>,
     session: SessionContext,
+    durable: Option<Arc<Durability>>,
+    recovery: Option<RecoveryReport>,
+    background: Mutex<Option<background::Tasks>>,
+}
+
+impl Drop for MetricStore {
+    fn drop(&mut self) {
+        if let Some(tasks) = self.background.get_mut().take() {
+            tasks.stop();
+        }
+    }
 }
 
 impl std::fmt::Debug for MetricStore {
@@ -86,10 +105,29 @@ impl std::fmt::Debug for MetricStore {
 
 impl MetricStore {
     /// Opens a store with `config`.
+    ///
+    /// With [`Config::durability`], recovers what the data directory holds first (see
+    /// [`storage::persist`]) and starts the fsync and checkpoint tasks.
     pub fn open(config: Config) -> Result<MetricStore> {
         let storage = Arc::new(Storage::new(config.storage));
+        let (durable, recovery) = match config.durability {
+            None => (None, None),
+            Some(d) => {
+                let (durable, report) = Durability::open(d, &storage)?;
+                (Some(Arc::new(durable)), Some(report))
+            }
+        };
+        let background = durable
+            .as_ref()
+            .map(|d| background::Tasks::start(storage.clone(), d.clone()));
         let session = query::session(storage.clone())?;
-        Ok(MetricStore { storage, session })
+        Ok(MetricStore {
+            storage,
+            session,
+            durable,
+            recovery,
+            background: Mutex::new(background),
+        })
     }
 
     /// An empty in-memory store with default settings.
@@ -125,8 +163,46 @@ impl MetricStore {
     }
 
     /// Stores every row of `batch`, or none of them (see [`Storage::write`]).
+    ///
+    /// A durable store returns once the write-ahead log holds the batch as its fsync
+    /// policy requires; an error means the batch was not acknowledged.
     pub fn write(&self, batch: &WriteBatch) -> Result<()> {
-        self.storage.write(batch)
+        match &self.durable {
+            None => self.storage.write(batch),
+            Some(d) => d.write(&self.storage, batch),
+        }
+    }
+
+    /// Writes a checkpoint now and trims the WAL below it. `None` for an in-memory
+    /// store.
+    pub fn checkpoint(&self) -> Result<Option<CheckpointInfo>> {
+        match &self.durable {
+            None => Ok(None),
+            Some(d) => Ok(Some(d.checkpoint(&self.storage)?)),
+        }
+    }
+
+    /// What recovery did when the store opened (`None` for an in-memory store).
+    pub fn recovery(&self) -> Option<&RecoveryReport> {
+        self.recovery.as_ref()
+    }
+
+    /// WAL and checkpoint counters (`None` for an in-memory store).
+    pub fn durability_stats(&self) -> Option<DurabilityStats> {
+        self.durable.as_ref().map(|d| d.stats())
+    }
+
+    /// Stops the background tasks, then writes a checkpoint so that the next start
+    /// replays almost nothing. Writes after `close` still work and are logged.
+    pub fn close(&self) -> Result<Option<CheckpointInfo>> {
+        if let Some(tasks) = self.background.lock().take() {
+            tasks.stop();
+        }
+        let info = self.checkpoint()?;
+        if let Some(d) = &self.durable {
+            d.sync()?;
+        }
+        Ok(info)
     }
 
     /// Snapshots the series of `table` matching every matcher (Prometheus semantics:

@@ -23,6 +23,7 @@ fn readers_see_consistent_snapshots_while_writers_write() {
             chunk_size: 16,
             ..StorageConfig::default()
         },
+        ..Config::default()
     })
     .unwrap();
     let done = AtomicBool::new(false);

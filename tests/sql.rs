@@ -11,6 +11,7 @@ fn store_with_rows(series: usize, rows: i64) -> MetricStore {
             chunk_size: 8,
             ..StorageConfig::default()
         },
+        ..Config::default()
     })
     .unwrap();
     let mut batch = WriteBatch::new();

@@ -75,6 +75,7 @@ fn load_store(rows: &[Row]) -> MetricStore {
             chunk_span_ms: 60_000,
             ..StorageConfig::default()
         },
+        ..Config::default()
     })
     .unwrap();
     // Write in time order across hosts, a few rows per batch, as a scraper would.

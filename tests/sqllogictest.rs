@@ -45,6 +45,7 @@ impl Db {
                 chunk_size: 4,
                 ..StorageConfig::default()
             },
+            ..Config::default()
         };
         Db {
             store: MetricStore::open(config).expect("open store"),

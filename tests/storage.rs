@@ -17,7 +17,11 @@ fn tags(pairs: &[(&str, &str)]) -> TagSet {
 }
 
 fn store(config: StorageConfig) -> MetricStore {
-    MetricStore::open(Config { storage: config }).unwrap()
+    MetricStore::open(Config {
+        storage: config,
+        ..Config::default()
+    })
+    .unwrap()
 }
 
 fn small_chunks() -> StorageConfig {

@@ -121,6 +121,10 @@ pub enum Error {
         message: String,
     },
 
+    /// The write-ahead log or a checkpoint failed; the write was not acknowledged.
+    #[error("durability: {0}")]
+    Durability(String),
+
     /// An Arrow error while building results.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::StorageConfig;
+use std::time::Duration;
+
+use crate::{DurabilityConfig, FsyncPolicy, StorageConfig};
 
 /// Everything `metricstore serve` can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +31,58 @@ pub struct ServerConfig {
     pub query_timeout_secs: u64,
     /// The storage engine.
     pub storage: StorageSettings,
+    /// The write-ahead log and checkpoints.
+    pub durability: DurabilitySettings,
+}
+
+/// How the hot tier survives restarts ([`crate::DurabilityConfig`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DurabilitySettings {
+    /// Keep a WAL and checkpoints under `data_dir`; off = memory only, lost on exit.
+    pub enabled: bool,
+    /// `always` (fsync before acknowledging), `interval` (fsync every
+    /// `fsync_interval_ms`: a power failure loses at most that window, a process crash
+    /// nothing) or `never` (leave it to the OS).
+    pub fsync: FsyncPolicy,
+    /// Milliseconds between syncs under `interval`.
+    pub fsync_interval_ms: u64,
+    /// Bytes per WAL segment file.
+    pub segment_bytes: u64,
+    /// Seconds between checkpoints; 0 = only at shutdown and on request.
+    pub checkpoint_interval_secs: u64,
+    /// Refuse to start when recovery finds damage, instead of starting with what
+    /// could be read.
+    pub refuse_on_corruption: bool,
+}
+
+impl Default for DurabilitySettings {
+    fn default() -> Self {
+        let d = DurabilityConfig::new("");
+        DurabilitySettings {
+            enabled: true,
+            fsync: d.fsync,
+            fsync_interval_ms: d.fsync_interval.as_millis() as u64,
+            segment_bytes: d.segment_bytes,
+            checkpoint_interval_secs: d.checkpoint_interval.map_or(0, |i| i.as_secs()),
+            refuse_on_corruption: d.refuse_on_corruption,
+        }
+    }
+}
+
+impl DurabilitySettings {
+    /// The engine's configuration for `data_dir`, `None` when disabled.
+    pub fn to_config(&self, data_dir: &std::path::Path) -> Option<DurabilityConfig> {
+        self.enabled.then(|| DurabilityConfig {
+            dir: data_dir.to_path_buf(),
+            fsync: self.fsync,
+            fsync_interval: Duration::from_millis(self.fsync_interval_ms.max(1)),
+            segment_bytes: self.segment_bytes,
+            checkpoint_interval: (self.checkpoint_interval_secs > 0)
+                .then(|| Duration::from_secs(self.checkpoint_interval_secs)),
+            refuse_on_corruption: self.refuse_on_corruption,
+        })
+    }
 }
 
 /// The storage settings of [`StorageConfig`], as they appear in the file.
@@ -60,6 +114,7 @@ impl Default for ServerConfig {
             max_body_bytes: 64 << 20,
             query_timeout_secs: 60,
             storage: StorageSettings::default(),
+            durability: DurabilitySettings::default(),
         }
     }
 }

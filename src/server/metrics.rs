@@ -33,6 +33,8 @@ pub enum Rejection {
     TooOld,
     /// Anything else the store refused.
     Invalid,
+    /// The write-ahead log failed: nothing was acknowledged.
+    Unavailable,
 }
 
 impl Rejection {
@@ -44,17 +46,19 @@ impl Rejection {
             E::MemoryLimit { .. } => Rejection::MemoryLimit,
             E::OutOfOrder { .. } => Rejection::TooOld,
             E::SeriesLimit { .. } | E::TagValueLimit { .. } => Rejection::Cardinality,
+            E::Durability(_) => Rejection::Unavailable,
             _ => Rejection::Invalid,
         }
     }
 }
 
-const REJECTIONS: [(Rejection, &str); 5] = [
+const REJECTIONS: [(Rejection, &str); 6] = [
     (Rejection::Malformed, "malformed"),
     (Rejection::MemoryLimit, "memory_limit"),
     (Rejection::Cardinality, "cardinality"),
     (Rejection::TooOld, "too_old"),
     (Rejection::Invalid, "invalid"),
+    (Rejection::Unavailable, "unavailable"),
 ];
 
 /// Upper bounds (seconds) of the query latency histogram.
@@ -64,7 +68,7 @@ const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 #[derive(Debug, Default)]
 pub struct ServerMetrics {
     ingested: [AtomicU64; 3],
-    rejected: [AtomicU64; 5],
+    rejected: [AtomicU64; 6],
     queries: AtomicU64,
     query_errors: AtomicU64,
     latency_buckets: [AtomicU64; 10],

@@ -68,6 +68,7 @@ pub async fn serve(
     })?;
     let store = Arc::new(MetricStore::open(Config {
         storage: config.storage.to_config(),
+        durability: config.durability.to_config(&config.data_dir),
     })?);
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
@@ -104,6 +105,7 @@ pub async fn serve(
         )));
         tracing::info!(addr = ?statsd_addr, "StatsD listening");
     }
+    let closing = store.clone();
     let state = AppState {
         store,
         metrics,
@@ -125,6 +127,13 @@ pub async fn serve(
         let _ = task.await;
     }
     result.map_err(ServerError::Http)?;
+    // A checkpoint now means the next start replays (almost) no WAL.
+    match tokio::task::spawn_blocking(move || closing.close()).await {
+        Ok(Ok(Some(info))) => tracing::info!(file = %info.path.display(), "final checkpoint"),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "final checkpoint failed"),
+        Err(e) => tracing::error!(error = %e, "final checkpoint task failed"),
+    }
     tracing::info!("server stopped");
     Ok(())
 }

@@ -59,12 +59,16 @@ pub(super) async fn flush(
         let batch = aggregator.lock().flush(now_ms);
         let samples = batch.sample_count();
         if samples > 0 {
-            match store.write(&batch) {
-                Ok(()) => metrics.ingested(Protocol::Statsd, samples),
-                Err(e) => {
+            // The WAL may fsync: keep the write off the I/O threads.
+            let store = store.clone();
+            let written = tokio::task::spawn_blocking(move || store.write(&batch)).await;
+            match written {
+                Ok(Ok(())) => metrics.ingested(Protocol::Statsd, samples),
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, samples, "StatsD flush refused");
-                    metrics.rejected(Rejection::Invalid, samples);
+                    metrics.rejected(Rejection::of(&e), samples);
                 }
+                Err(e) => tracing::error!(error = %e, "StatsD flush task failed"),
             }
         }
         if last {

@@ -17,6 +17,8 @@ use arrow::array::BooleanBufferBuilder;
 
 use super::codec::{self, BlockKind, CodecError, FloatCodec, TimestampCodec};
 use super::head::{Head, HeadColumn};
+use super::persist::FormatError;
+use super::persist::bytes::{Reader, Writer};
 use crate::model::{Error, Result, STALE_NAN_BITS};
 
 /// Per-field statistics of a chunk, over values that are present and not stale markers.
@@ -281,6 +283,89 @@ impl Chunk {
         Ok(())
     }
 
+    /// The timestamp block as shared; checkpoints write each distinct block once.
+    pub(crate) fn times_shared(&self) -> &Arc<[u8]> {
+        &self.times
+    }
+
+    /// Writes the chunk minus its timestamp block, for a checkpoint:
+    /// `i64 min_time | i64 max_time | u32 rows | u32 columns`, then per column
+    /// `u16 field | u8 has_validity | u32 count | f64 min | f64 max | f64 sum |
+    /// u8 has_nan | u32 length + bytes (validity bitmap then value block)`.
+    pub(crate) fn write_body(&self, w: &mut Writer) {
+        w.i64(self.min_time);
+        w.i64(self.max_time);
+        w.u32(self.rows);
+        w.u32(self.columns().len() as u32);
+        for c in self.columns() {
+            w.u16(c.field);
+            w.u8(c.has_validity as u8);
+            w.u32(c.stats.count);
+            w.f64(c.stats.min);
+            w.f64(c.stats.max);
+            w.f64(c.stats.sum);
+            w.u8(c.stats.has_nan as u8);
+            w.bytes(&c.bytes);
+        }
+    }
+
+    /// Reads what [`Chunk::write_body`] wrote, with its timestamp block. Checks that
+    /// the parts agree (row counts, bounds) so that a bad checkpoint fails here, not
+    /// in a query.
+    pub(crate) fn read_body(r: &mut Reader<'_>, times: Arc<[u8]>) -> Result<Chunk, FormatError> {
+        let at = r.offset();
+        let min_time = r.i64("chunk min time")?;
+        let max_time = r.i64("chunk max time")?;
+        let rows = r.u32("chunk rows")?;
+        let invalid = |message: String| FormatError::Invalid {
+            offset: at,
+            message,
+        };
+        let header = codec::peek_header(&times).map_err(|e| invalid(e.to_string()))?;
+        if rows == 0 || header.rows != rows || min_time > max_time {
+            return Err(invalid(format!(
+                "chunk of {rows} rows from {min_time} to {max_time} with {} timestamps",
+                header.rows
+            )));
+        }
+        let count = r.count(40, "chunk columns")?;
+        let mut columns = Vec::with_capacity(count);
+        for _ in 0..count {
+            let field = r.u16("column field")?;
+            let has_validity = r.u8("column validity flag")? != 0;
+            let stats = ColumnStats {
+                count: r.u32("column count")?,
+                min: r.f64("column min")?,
+                max: r.f64("column max")?,
+                sum: r.f64("column sum")?,
+                has_nan: r.u8("column has_nan")? != 0,
+            };
+            let bytes: Box<[u8]> = r.bytes("column bytes")?.into();
+            let column = ChunkColumn {
+                field,
+                has_validity,
+                rows,
+                stats,
+                bytes,
+            };
+            if column.bytes.len() < column.validity_len()
+                || columns
+                    .last()
+                    .is_some_and(|p: &ChunkColumn| p.field >= field)
+            {
+                return Err(invalid(format!("column {field} is malformed")));
+            }
+            columns.push(column);
+        }
+        Ok(Chunk {
+            min_time,
+            max_time,
+            rows,
+            times,
+            columns: Columns::new(columns),
+        })
+    }
+
     /// Decodes every row back into a head (used to merge late rows into chunks).
     pub(crate) fn to_head(&self) -> Result<Head> {
         let mut head = Head::default();
@@ -415,6 +500,17 @@ impl TimestampInterner {
     fn intern(&mut self, times: &[i64]) -> (Arc<[u8]>, usize) {
         self.scratch.clear();
         codec::encode_timestamps(times, &mut self.scratch);
+        self.intern_scratch()
+    }
+
+    /// Shares an already encoded block (read from a checkpoint) like [`Self::intern`].
+    pub(crate) fn intern_block(&mut self, block: &[u8]) -> (Arc<[u8]>, usize) {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(block);
+        self.intern_scratch()
+    }
+
+    fn intern_scratch(&mut self) -> (Arc<[u8]>, usize) {
         if let Some(found) = self.recent.iter().find(|b| ***b == *self.scratch) {
             return (found.clone(), 0);
         }

@@ -21,6 +21,7 @@ mod config;
 mod head;
 pub mod index;
 mod labels;
+pub mod persist;
 mod series;
 mod snapshot;
 mod stats;
@@ -82,6 +83,41 @@ impl Storage {
     /// A row whose series already has a row at the same time replaces the fields it
     /// carries (last write wins); its other fields keep their values.
     pub fn write(&self, batch: &WriteBatch) -> Result<()> {
+        self.write_inner(batch, &self.config, || Ok(())).map(|_| ())
+    }
+
+    /// Like [`Storage::write`], calling `log` once the batch has passed every check and
+    /// before any of it is applied, while the locks of its tables are held (so the log
+    /// sees writes to a table in the order they apply). If `log` fails, nothing is
+    /// stored. Returns `log`'s result, `None` for a batch without rows.
+    pub(crate) fn write_logged<T>(
+        &self,
+        batch: &WriteBatch,
+        log: impl FnOnce() -> Result<T>,
+    ) -> Result<Option<T>> {
+        self.write_inner(batch, &self.config, log)
+    }
+
+    /// Applies a batch that was accepted before (WAL replay): no out-of-order window,
+    /// memory or cardinality limit applies, because refusing it would lose data that
+    /// was acknowledged.
+    pub(crate) fn replay(&self, batch: &WriteBatch) -> Result<()> {
+        let config = StorageConfig {
+            out_of_order_window_ms: i64::MAX,
+            memory_limit: None,
+            max_series_per_table: None,
+            max_tag_values_per_key: None,
+            ..self.config.clone()
+        };
+        self.write_inner(batch, &config, || Ok(())).map(|_| ())
+    }
+
+    fn write_inner<T>(
+        &self,
+        batch: &WriteBatch,
+        config: &StorageConfig,
+        log: impl FnOnce() -> Result<T>,
+    ) -> Result<Option<T>> {
         let mut by_table: BTreeMap<&str, Vec<(usize, &SeriesWrite)>> = BTreeMap::new();
         for (i, item) in batch.items().iter().enumerate() {
             if !item.is_empty() {
@@ -89,7 +125,7 @@ impl Storage {
             }
         }
         if by_table.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let creates = {
             let tables = self.tables.read();
@@ -113,15 +149,22 @@ impl Storage {
         let mut guards: Vec<_> = tables.iter().map(|(t, _)| t.inner.write()).collect();
         let mut plans = Vec::with_capacity(guards.len());
         for ((name, items), guard) in by_table.iter().zip(&guards) {
-            plans.push(guard.plan(name, items, &self.config)?);
+            plans.push(guard.plan(name, items, config)?);
         }
         let requested: usize = plans.iter().map(|p| p.bytes).sum();
-        self.reserve(requested)?;
+        self.reserve(requested, config.memory_limit)?;
+        let logged = match log() {
+            Ok(logged) => logged,
+            Err(e) => {
+                self.memory.fetch_sub(requested, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         let mut delta: isize = 0;
         let mut fixed: usize = 0;
         for (plan, guard) in plans.into_iter().zip(guards.iter_mut()) {
             fixed += plan.fixed_bytes();
-            delta += guard.apply(plan, &self.config);
+            delta += guard.apply(plan, config);
         }
         drop(guards);
         // The reservation was an estimate; keep what was really used.
@@ -139,11 +182,52 @@ impl Storage {
                 }
             }
         }
+        Ok(Some(logged))
+    }
+
+    /// The WAL position and tables a checkpoint starts from. Taken under the lock that
+    /// table creation holds, so a table missing from the list was created (and all
+    /// its records logged) at or after the returned seq.
+    pub(crate) fn checkpoint_tables(&self, seq: impl FnOnce() -> u64) -> (u64, Vec<Arc<Table>>) {
+        let _create = self.create.lock();
+        let base = seq();
+        (base, self.tables.read().values().cloned().collect())
+    }
+
+    /// A copy of `table` for a checkpoint, with the WAL seq read under its lock: the
+    /// copy holds exactly the records of this table below that seq.
+    pub(crate) fn table_image(
+        &self,
+        table: &Table,
+        seq: impl FnOnce() -> u64,
+    ) -> table::TableImage {
+        let inner = table.inner.read();
+        inner.image(&table.name, seq())
+    }
+
+    /// Installs tables read from a checkpoint into an empty store.
+    pub(crate) fn restore(&self, images: Vec<table::TableImage>) -> Result<()> {
+        let _create = self.create.lock();
+        for image in images {
+            let name = image.name.clone();
+            let (inner, bytes) = table::TableInner::restore(image, self.timestamps.clone())?;
+            self.memory.fetch_add(bytes, Ordering::Relaxed);
+            let table = Table {
+                name: name.clone(),
+                inner: RwLock::new(inner),
+            };
+            self.tables.write().insert(name, Arc::new(table));
+        }
         Ok(())
     }
 
-    fn reserve(&self, bytes: usize) -> Result<()> {
-        let Some(limit) = self.config.memory_limit else {
+    /// The timestamp blocks shared by every table's chunks.
+    pub(crate) fn shared_timestamps(&self) -> &Arc<chunk::SharedTimestamps> {
+        &self.timestamps
+    }
+
+    fn reserve(&self, bytes: usize, limit: Option<usize>) -> Result<()> {
+        let Some(limit) = limit else {
             self.memory.fetch_add(bytes, Ordering::Relaxed);
             return Ok(());
         };

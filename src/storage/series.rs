@@ -23,6 +23,18 @@ pub(crate) struct SealContext<'a> {
 /// The newest row of a series, kept so that "latest" needs no decoding.
 pub(crate) type Row = Box<[Option<f64>]>;
 
+/// A series copied for a checkpoint: chunks shared, heads copied.
+#[derive(Debug)]
+pub(crate) struct SeriesImage {
+    pub(crate) tags: Box<[(u32, u32)]>,
+    pub(crate) chunks: Vec<Arc<Chunk>>,
+    pub(crate) head: Head,
+    pub(crate) ooo: Option<Head>,
+    pub(crate) newest: i64,
+    pub(crate) sealed_last: Option<Row>,
+    pub(crate) rows: u64,
+}
+
 #[derive(Debug)]
 pub(crate) struct Series {
     /// `(tag key number, value code)` pairs, sorted by key name like [`crate::model::TagSet`].
@@ -50,6 +62,69 @@ impl Series {
             chunk_bytes: 0,
             rows: 0,
         }
+    }
+
+    pub(crate) fn image(&self) -> SeriesImage {
+        SeriesImage {
+            tags: self.tags.clone(),
+            chunks: self.chunks.clone(),
+            head: self.head.clone(),
+            ooo: self.ooo.as_deref().cloned(),
+            newest: self.newest,
+            sealed_last: self.sealed_last.clone(),
+            rows: self.rows,
+        }
+    }
+
+    /// A series from a checkpoint image of a table with `fields` fields. Refuses
+    /// images whose parts contradict each other (chunks out of order, unknown fields).
+    pub(crate) fn restore(image: SeriesImage, fields: usize) -> Result<Series, String> {
+        let mut previous = i64::MIN;
+        for (i, c) in image.chunks.iter().enumerate() {
+            if (i > 0 && c.min_time() <= previous) || c.max_time() < c.min_time() {
+                return Err(format!("chunk {i} overlaps its predecessor"));
+            }
+            if c.columns().iter().any(|col| col.field as usize >= fields) {
+                return Err(format!("chunk {i} has a field beyond the table's {fields}"));
+            }
+            previous = c.max_time();
+        }
+        let heads = [Some(&image.head), image.ooo.as_ref()];
+        for head in heads.into_iter().flatten() {
+            if head.columns.len() > fields
+                || head
+                    .columns
+                    .iter()
+                    .any(|c| c.values.len() != head.times.len())
+                || !head.times.is_sorted()
+            {
+                return Err("head rows do not match its columns".into());
+            }
+        }
+        let newest = [
+            image.chunks.last().map(|c| c.max_time()),
+            image.head.last_time(),
+            image.ooo.as_ref().and_then(|h| h.last_time()),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if newest.is_some_and(|n| n > image.newest) {
+            return Err(format!(
+                "rows newer than the series' newest {}",
+                image.newest
+            ));
+        }
+        Ok(Series {
+            tags: image.tags,
+            chunk_bytes: image.chunks.iter().map(|c| c.encoded_bytes()).sum(),
+            chunks: image.chunks,
+            head: image.head,
+            ooo: image.ooo.filter(|h| !h.is_empty()).map(Box::new),
+            newest: image.newest,
+            sealed_last: image.sealed_last,
+            rows: image.rows,
+        })
     }
 
     /// Heap bytes held by heads and chunks.

@@ -14,7 +14,7 @@ use ahash::{HashMap, HashMapExt, HashSet, HashSetExt, RandomState};
 use super::chunk::{SharedTimestamps, TimestampInterner};
 use super::config::StorageConfig;
 use super::index::LabelIndex;
-use super::series::{SealContext, Series};
+use super::series::{SealContext, Series, SeriesImage};
 use crate::model::{
     Error, FieldKind, NameKind, Result, SeriesWrite, TagSet, error::SeriesDisplay, validate_name,
 };
@@ -77,6 +77,18 @@ pub(crate) struct TableInner {
     pub(crate) series_bytes: usize,
 }
 
+/// A table copied for a checkpoint (see [`TableInner::image`]).
+#[derive(Debug)]
+pub(crate) struct TableImage {
+    pub(crate) name: Arc<str>,
+    /// WAL seq when the copy was taken: records from it on are not in the image.
+    pub(crate) seq: u64,
+    pub(crate) fields: Vec<FieldDef>,
+    pub(crate) tag_keys: Vec<Arc<str>>,
+    pub(crate) tag_values: Vec<Vec<Arc<str>>>,
+    pub(crate) series: Vec<SeriesImage>,
+}
+
 /// Bytes assumed for a new series before its first sample (struct, lookup entry,
 /// index postings), for the memory limit check.
 const NEW_SERIES_BYTES: usize = 256;
@@ -125,8 +137,12 @@ fn hasher() -> RandomState {
 }
 
 fn hash_tags(tags: &TagSet) -> u64 {
+    hash_pairs(tags.pairs().iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
     let mut h = hasher().build_hasher();
-    for (k, v) in tags.pairs() {
+    for (k, v) in pairs {
         h.write(k.as_bytes());
         h.write_u8(0xff);
         h.write(v.as_bytes());
@@ -402,7 +418,6 @@ impl TableInner {
     }
 
     fn create_series(&mut self, tags: &TagSet) -> u32 {
-        let id = self.series.len() as u32;
         let codes: Box<[(u32, u32)]> = tags
             .pairs()
             .iter()
@@ -411,16 +426,28 @@ impl TableInner {
                 (key, self.tag_values[key as usize].code_or_insert(v))
             })
             .collect();
-        let pairs: Vec<(&str, &str)> = tags
-            .pairs()
+        self.add_series(Series::new(codes))
+    }
+
+    /// Gives `series` the next id and enters it in the index and the lookup map; its
+    /// tag codes must be valid in this table's dictionaries.
+    fn add_series(&mut self, series: Series) -> u32 {
+        let id = self.series.len() as u32;
+        let pairs: Vec<(&str, &str)> = series
+            .tags
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .map(|&(k, c)| {
+                (
+                    &*self.tag_keys[k as usize],
+                    &*self.tag_values[k as usize].values[c as usize],
+                )
+            })
             .collect();
         // The table hands out each id once and tag sets have unique keys, so the
         // index cannot refuse this; if it ever did, the series would only be missing
         // from matcher results, never lose data.
         let _ = self.index.insert(id, &pairs);
-        match self.lookup.entry(hash_tags(tags)) {
+        match self.lookup.entry(hash_pairs(pairs.into_iter())) {
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(IdList::One(id));
             }
@@ -432,8 +459,75 @@ impl TableInner {
                 IdList::Many(ids) => ids.push(id),
             },
         }
-        self.series.push(Series::new(codes));
+        self.series_bytes += series.bytes();
+        self.series.push(series);
         id
+    }
+
+    /// Copies the table's state for a checkpoint: chunks are shared, heads copied.
+    pub(crate) fn image(&self, name: &Arc<str>, seq: u64) -> TableImage {
+        TableImage {
+            name: name.clone(),
+            seq,
+            fields: self.fields.clone(),
+            tag_keys: self.tag_keys.clone(),
+            tag_values: self.tag_values.iter().map(|d| d.values.clone()).collect(),
+            series: self.series.iter().map(Series::image).collect(),
+        }
+    }
+
+    /// Rebuilds a table from a checkpoint image, checking every code it refers to.
+    /// Returns the table state and its bytes.
+    pub(crate) fn restore(
+        image: TableImage,
+        timestamps: Arc<SharedTimestamps>,
+    ) -> Result<(TableInner, usize)> {
+        let mut inner = TableInner {
+            interner: TimestampInterner::new(timestamps),
+            ..TableInner::default()
+        };
+        let table = image.name.clone();
+        let bad = |message: String| Error::Corrupt {
+            context: format!("checkpoint of table {table:?}"),
+            message,
+        };
+        for (key, values) in image.tag_keys.into_iter().zip(image.tag_values) {
+            inner
+                .key_numbers
+                .insert(key.clone(), inner.tag_keys.len() as u32);
+            inner.tag_keys.push(key);
+            let mut dict = ValueDict::default();
+            for v in values {
+                if dict.code_or_insert(&v) as usize != dict.values.len() - 1 {
+                    return Err(bad(format!("tag value {v:?} appears twice")));
+                }
+            }
+            inner.tag_values.push(dict);
+        }
+        for field in image.fields {
+            inner
+                .field_numbers
+                .insert(field.name.clone(), inner.fields.len() as u16);
+            inner.fields.push(field);
+        }
+        for series in image.series {
+            for &(k, c) in series.tags.iter() {
+                if inner
+                    .tag_values
+                    .get(k as usize)
+                    .is_none_or(|d| c as usize >= d.values.len())
+                {
+                    return Err(bad(format!("series refers to unknown tag {k}:{c}")));
+                }
+            }
+            let series = Series::restore(series, inner.fields.len()).map_err(bad)?;
+            inner.add_series(series);
+        }
+        // What the memory limit would have counted had the rows been written.
+        let bytes = inner.series_bytes
+            + inner.series.len() * NEW_SERIES_BYTES
+            + inner.tag_values.iter().map(ValueDict::bytes).sum::<usize>();
+        Ok((inner, bytes))
     }
 
     /// Seals every non-empty head (for snapshots and tiering).

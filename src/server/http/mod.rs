@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/label/{name}/values", get(prom::label_values))
         .route("/api/v1/series", get(prom::series).post(prom::series))
         .route("/api/v1/status/tsdb", get(prom::status_tsdb))
+        .route("/api/v1/admin/checkpoint", post(ops::checkpoint))
         .route("/metrics", get(ops::metrics))
         .route("/-/healthy", get(ops::healthy))
         .route("/-/ready", get(ops::ready))
@@ -97,7 +98,9 @@ fn status_of(e: &Error) -> (StatusCode, Option<u32>) {
     use datafusion::error::DataFusionError as Df;
     let status = match e {
         Error::BatchItem { source, .. } => return status_of(source),
-        Error::MemoryLimit { .. } => return (StatusCode::SERVICE_UNAVAILABLE, Some(5)),
+        Error::MemoryLimit { .. } | Error::Durability(_) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, Some(5));
+        }
         Error::TableNotFound(_) => StatusCode::NOT_FOUND,
         Error::SeriesLimit { .. } | Error::TagValueLimit { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Query(q) => match q.find_root() {

@@ -1,19 +1,99 @@
 //! Operations endpoints: the server's own metrics and health checks.
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use std::fmt::Write;
 
-use super::AppState;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, AppState};
+use crate::MetricStore;
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let storage = state.store.storage();
     let series = storage.series_count();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(storage.memory_used(), series),
-    )
+    let mut text = state.metrics.render(storage.memory_used(), series);
+    durability_metrics(&state.store, &mut text);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+fn durability_metrics(store: &MetricStore, out: &mut String) {
+    let (Some(report), Some(stats)) = (store.recovery(), store.durability_stats()) else {
+        return;
+    };
+    let mut gauge = |name: &str, help: &str, kind: &str, value: f64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    gauge(
+        "metricstore_wal_corrupt_records",
+        "Damaged WAL records or checkpoints found at the last start; data after each was not recovered.",
+        "gauge",
+        report.corrupt.len() as f64,
+    );
+    gauge(
+        "metricstore_wal_torn_records",
+        "Torn final WAL records truncated at the last start.",
+        "gauge",
+        report.torn.len() as f64,
+    );
+    gauge(
+        "metricstore_wal_replayed_records",
+        "WAL records replayed at the last start.",
+        "gauge",
+        report.records_replayed as f64,
+    );
+    gauge(
+        "metricstore_recovery_seconds",
+        "Time the last start spent recovering.",
+        "gauge",
+        report.elapsed.as_secs_f64(),
+    );
+    gauge(
+        "metricstore_wal_segments",
+        "WAL segment files on disk.",
+        "gauge",
+        stats.wal_segments as f64,
+    );
+    gauge(
+        "metricstore_checkpoints_total",
+        "Checkpoints written since start.",
+        "counter",
+        stats.checkpoints as f64,
+    );
+    if let Some(last) = &stats.last_checkpoint {
+        gauge(
+            "metricstore_last_checkpoint_bytes",
+            "Size of the last checkpoint file.",
+            "gauge",
+            last.bytes as f64,
+        );
+    }
+}
+
+/// `POST /api/v1/admin/checkpoint`: writes a checkpoint now and trims the WAL.
+pub async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let info = tokio::task::spawn_blocking(move || store.checkpoint())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let body = match info {
+        None => serde_json::json!({"status": "success", "data": null}),
+        Some(i) => serde_json::json!({
+            "status": "success",
+            "data": {
+                "file": i.path.display().to_string(),
+                "baseSeq": i.base_seq,
+                "bytes": i.bytes,
+                "segmentsRemoved": i.segments_removed,
+                "millis": i.elapsed.as_millis() as u64,
+            }
+        }),
+    };
+    Ok(axum::Json(body).into_response())
 }
 
 /// `GET /-/healthy`: the process answers.
