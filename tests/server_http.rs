@@ -12,12 +12,14 @@ struct Server {
     statsd: Option<std::net::SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    /// The data directory, removed when the server is dropped.
+    _dir: tempfile::TempDir,
 }
 
 impl Server {
     async fn start(mut config: ServerConfig) -> Server {
-        let dir = std::env::temp_dir().join(format!("metricstore-http-{}", std::process::id()));
-        config.data_dir = dir;
+        let dir = tempfile::tempdir().unwrap();
+        config.data_dir = dir.path().to_path_buf();
         config.http_addr = "127.0.0.1:0".parse().unwrap();
         if config.statsd_enabled {
             config.statsd_addr = "127.0.0.1:0".parse().unwrap();
@@ -46,6 +48,7 @@ impl Server {
             statsd,
             stop: Some(stop),
             task,
+            _dir: dir,
         }
     }
 

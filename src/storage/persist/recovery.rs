@@ -96,7 +96,10 @@ pub(super) fn recover(
     let base = report.base_seq;
     let wal_dir = config.wal_dir();
     let segments = list_segments(&wal_dir)?;
-    let mut next_seq = base;
+    // A table copied while writers went on may hold records that never reached the
+    // WAL file (killed before their group was written). Their seqs must never be
+    // handed out again, or the next recovery would skip the new records as covered.
+    let mut next_seq = table_seqs.values().copied().fold(base, u64::max);
     for (i, segment) in segments.iter().enumerate() {
         next_seq = next_seq.max(segment.first_seq);
         let last = i + 1 == segments.len();
