@@ -31,12 +31,19 @@ fn batches() -> Vec<WriteBatch> {
                 let s = b.series("cpu", tags, &["usage_user", "usage_idle"]);
                 for i in 0..3 {
                     let t = n * 1000 + i * 100;
-                    s.push(t, &[(n + i) as f64 * 0.25, 100.0 - i as f64]).unwrap();
+                    s.push(t, &[(n + i) as f64 * 0.25, 100.0 - i as f64])
+                        .unwrap();
                 }
             }
             let tags = TagSet::new([("job", "node")]).unwrap();
             b.add_sample("up", tags.clone(), "value", n * 1000, 1.0);
-            b.add_sample("up", tags, "value", n * 1000 + 1, f64::from_bits(STALE_NAN_BITS));
+            b.add_sample(
+                "up",
+                tags,
+                "value",
+                n * 1000 + 1,
+                f64::from_bits(STALE_NAN_BITS),
+            );
             b
         })
         .collect()
@@ -95,7 +102,10 @@ fn version_1_data_directories_still_recover() {
     let report = store.recovery().unwrap();
     assert!(report.checkpoint.is_some(), "{report:?}");
     assert_eq!(report.records_replayed, 2, "{report:?}");
-    assert!(report.corrupt.is_empty() && report.torn.is_empty(), "{report:?}");
+    assert!(
+        report.corrupt.is_empty() && report.torn.is_empty(),
+        "{report:?}"
+    );
 
     let expected = MetricStore::open(Config {
         storage: storage(),
