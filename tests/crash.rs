@@ -386,3 +386,67 @@ fn sigkill_while_a_checkpoint_is_written_or_the_wal_trimmed() {
     );
     assert!(killed_mid_trim > 0, "no kill landed during WAL trimming");
 }
+
+#[test]
+fn sigterm_checkpoints_so_the_restart_replays_nothing_and_damage_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), 1 << 20);
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &config);
+    wait_ready(server.addr);
+    let mut acked = Acked::new();
+    preload(server.addr, 1 << 32, &mut acked);
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut child = server.child;
+    assert!(child.wait().unwrap().success(), "graceful shutdown failed");
+    assert_eq!(files_with(&data, ".ckpt").len(), 1, "no final checkpoint");
+
+    let server = Server::start(&data, &config);
+    wait_ready(server.addr);
+    check(server.addr, &acked, 0);
+    let metrics = |addr| {
+        let (_, body) = request(addr, "GET", "/metrics", b"").unwrap();
+        String::from_utf8(body).unwrap()
+    };
+    let text = metrics(server.addr);
+    assert!(
+        text.contains("metricstore_wal_replayed_records 0"),
+        "{text}"
+    );
+    assert!(text.contains("metricstore_wal_corrupt_records 0"), "{text}");
+    // Three more records, then damage the second: the third is not replayed, the
+    // server starts anyway and says so.
+    for round in 0..3 {
+        let t = (2i64 << 32) + round;
+        let body = format!("crash,client=c9 value={} {t}\n", value_of(9, t));
+        assert_eq!(
+            request(server.addr, "POST", "/write?precision=ms", body.as_bytes())
+                .unwrap()
+                .0,
+            204
+        );
+    }
+    server.kill();
+    let segment = files_with(&data.join("wal"), ".wal")
+        .into_iter()
+        .max()
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let first_len = u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
+    bytes[16 + 16 + first_len + 20] ^= 0xff;
+    std::fs::write(&segment, &bytes).unwrap();
+    let server = Server::start(&data, &config);
+    wait_ready(server.addr);
+    let text = metrics(server.addr);
+    assert!(text.contains("metricstore_wal_corrupt_records 1"), "{text}");
+    assert!(
+        text.contains("metricstore_wal_replayed_records 1"),
+        "{text}"
+    );
+    check(server.addr, &acked, 1);
+    server.kill();
+}
