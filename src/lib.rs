@@ -169,7 +169,22 @@ impl MetricStore {
     pub fn write(&self, batch: &WriteBatch) -> Result<()> {
         match &self.durable {
             None => self.storage.write(batch),
-            Some(d) => d.write(&self.storage, batch),
+            Some(d) => d.write(&self.storage, batch, None),
+        }
+    }
+
+    /// Stores every item of `batch` that passes its checks and returns the refused
+    /// ones with their positions and reasons (too old, cardinality limit, invalid
+    /// name): the protocols' per-sample semantics. Over the memory limit the whole
+    /// batch is refused with [`Error::MemoryLimit`], so a retry loses nothing.
+    pub fn write_partial(&self, batch: &WriteBatch) -> Result<Vec<(usize, Error)>> {
+        match &self.durable {
+            None => self.storage.write_partial(batch),
+            Some(d) => {
+                let mut refused = Vec::new();
+                d.write(&self.storage, batch, Some(&mut refused))?;
+                Ok(refused)
+            }
         }
     }
 

@@ -298,3 +298,24 @@ fn the_interval_policy_syncs_in_the_background() {
     assert!(store.recovery().unwrap().checkpoint.is_some());
     assert_eq!(dump(&store), before);
 }
+
+#[test]
+fn partial_writes_log_only_what_they_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.write(&batch(3)).unwrap();
+    let mut b = batch(4);
+    // Far too old for the window: refused, the rest of the batch stored.
+    let tags = TagSet::new([("host", "h1")]).unwrap();
+    b.series("cpu", tags, &["user"])
+        .push(-10_000_000, &[1.0])
+        .unwrap();
+    let refused = store.write_partial(&b).unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, b.items().len() - 1);
+    let before = dump(&store);
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(dump(&store), before);
+    assert!(store.recovery().unwrap().replay_errors.is_empty());
+}

@@ -547,3 +547,66 @@ async fn remote_write_over_the_memory_limit_is_retryable() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn refused_samples_are_reported_and_the_rest_is_stored() {
+    use metricstore::ingest::remote_write::encode_v1;
+    let server = Server::start(Server::without_statsd()).await;
+    let snappy = [
+        ("Content-Type", "application/x-protobuf"),
+        ("Content-Encoding", "snappy"),
+    ];
+    let labels = |job: &str| {
+        vec![
+            ("__name__".to_string(), "up".to_string()),
+            ("job".to_string(), job.to_string()),
+        ]
+    };
+    let now = 100_000_000;
+    let first = encode_v1(&[(labels("a"), vec![(now, 1.0)])], &[]);
+    let (status, _, _) = server
+        .request("POST", "/api/v1/write", &snappy, &first)
+        .await;
+    assert_eq!(status, 204);
+    // Series a's sample is far older than its newest: refused; b is stored.
+    let mixed = encode_v1(
+        &[
+            (labels("a"), vec![(now - 86_400_000, 2.0)]),
+            (labels("b"), vec![(now, 3.0)]),
+        ],
+        &[],
+    );
+    let (status, _, body) = server
+        .request("POST", "/api/v1/write", &snappy, &mixed)
+        .await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("stored 1 samples, refused 1") && body.contains("too old"),
+        "{body}"
+    );
+    // Line protocol: the same, next to a malformed line.
+    let lines = format!(
+        "up,job=a value=4 {}\nup,job=c value=5 {now}\nnot a line\n",
+        now - 86_400_000
+    );
+    let (status, body) = server.json("POST", "/write?precision=ms", &lines).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["written"], 1, "{body}");
+    assert_eq!(body["errors"].as_array().map(Vec::len), Some(2), "{body}");
+    let (_, body) = server
+        .json(
+            "POST",
+            "/api/v1/sql",
+            "SELECT job, value FROM up ORDER BY job",
+        )
+        .await;
+    assert_eq!(
+        body["rows"],
+        serde_json::json!([["a", 1.0], ["b", 3.0], ["c", 5.0]])
+    );
+    let (_, _, metrics) = server.request("GET", "/metrics", &[], b"").await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains("reason=\"too_old\"} 2"), "{metrics}");
+    server.stop().await;
+}

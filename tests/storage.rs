@@ -505,3 +505,95 @@ fn stats_count_series_samples_and_bytes() {
     );
     assert_eq!(stats.total.samples, 20_000);
 }
+
+/// One item of a partial-write batch: table, host, extra tag, rows.
+type PartialItem = (bool, usize, Option<String>, Vec<(i64, f64)>);
+
+fn partial_item() -> impl Strategy<Value = PartialItem> {
+    (
+        prop::bool::weighted(0.9),
+        0usize..6,
+        prop::option::of(prop_oneof![
+            Just("ok".to_string()),
+            Just("__bad".to_string())
+        ]),
+        prop::collection::vec((0i64..3_000, -5.0f64..5.0), 1..5),
+    )
+}
+
+fn partial_batch(items: &[PartialItem]) -> WriteBatch {
+    let mut b = WriteBatch::new();
+    for (good_table, host, extra, rows) in items {
+        let table = if *good_table { "m" } else { "bad\ntable" };
+        let mut pairs = vec![("host".to_string(), host.to_string())];
+        if let Some(key) = extra {
+            pairs.push((key.clone(), "x".to_string()));
+        }
+        let tags = TagSet::new(pairs).unwrap();
+        let s = b.series(table, tags, &["v"]);
+        for &(t, v) in rows {
+            s.push(t, &[v]).unwrap();
+        }
+    }
+    b
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A partial write stores exactly what writing each item alone, in order, would:
+    /// the same items are refused (too old, series limit, invalid names) and the
+    /// stores end up equal.
+    #[test]
+    fn partial_writes_equal_item_by_item_writes(
+        batches in prop::collection::vec(prop::collection::vec(partial_item(), 1..10), 1..6),
+    ) {
+        let config = StorageConfig {
+            max_series_per_table: Some(4),
+            ..small_chunks()
+        };
+        let partial = store(config.clone());
+        let single = store(config);
+        for items in &batches {
+            let batch = partial_batch(items);
+            let refused: Vec<usize> =
+                partial.write_partial(&batch).unwrap().into_iter().map(|(i, _)| i).collect();
+            let mut expected = Vec::new();
+            for (i, item) in batch.items().iter().enumerate() {
+                let mut one = WriteBatch::new();
+                one.push(item.clone());
+                if single.write(&one).is_err() {
+                    expected.push(i);
+                }
+            }
+            prop_assert_eq!(refused, expected);
+        }
+        prop_assert_eq!(partial.table_names(), single.table_names());
+        prop_assert_eq!(scan(&partial, TimeRange::ALL), scan(&single, TimeRange::ALL));
+    }
+}
+
+#[test]
+fn refused_items_name_their_reason_and_the_rest_is_stored() {
+    let store = store(StorageConfig {
+        max_series_per_table: Some(3),
+        ..small_chunks()
+    });
+    let mut b = WriteBatch::new();
+    b.add_sample("m", tags(&[("host", "a")]), "v", 1_000, 1.0);
+    b.add_sample("m", tags(&[("host", "a")]), "v", 100, 2.0); // too old
+    b.add_sample("m", tags(&[("host", "b")]), "v", 1_000, 3.0);
+    b.add_sample("m", tags(&[("__x", "c")]), "v", 1_000, 5.0); // invalid tag
+    b.add_sample("m", tags(&[("host", "c")]), "v", 1_000, 4.0);
+    b.add_sample("m", tags(&[("host", "d")]), "v", 1_000, 6.0); // fourth series
+    let refused = store.write_partial(&b).unwrap();
+    let reasons: Vec<(usize, String)> = refused.iter().map(|(i, e)| (*i, e.to_string())).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert_eq!(reasons[0].0, 1);
+    assert!(reasons[0].1.contains("too old"), "{reasons:?}");
+    assert_eq!(reasons[1].0, 3);
+    assert!(reasons[1].1.contains("__x"), "{reasons:?}");
+    assert_eq!(reasons[2].0, 5);
+    assert!(reasons[2].1.contains("limit of 3 series"), "{reasons:?}");
+    assert_eq!(scan(&store, TimeRange::ALL).len(), 3);
+}

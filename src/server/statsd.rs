@@ -61,9 +61,29 @@ pub(super) async fn flush(
         if samples > 0 {
             // The WAL may fsync: keep the write off the I/O threads.
             let store = store.clone();
-            let written = tokio::task::spawn_blocking(move || store.write(&batch)).await;
+            let written = tokio::task::spawn_blocking(move || {
+                let refused = store.write_partial(&batch)?;
+                // Samples refused one by one (too old, cardinality) are counted; the
+                // rest of the flush is stored.
+                let counts: Vec<(Rejection, usize)> = refused
+                    .iter()
+                    .filter_map(|(i, e)| {
+                        let item = batch.items().get(*i)?;
+                        Some((Rejection::of(e), item.len() * item.fields().len()))
+                    })
+                    .collect();
+                Ok::<_, crate::Error>(counts)
+            })
+            .await;
             match written {
-                Ok(Ok(())) => metrics.ingested(Protocol::Statsd, samples),
+                Ok(Ok(refused)) => {
+                    let mut stored = samples;
+                    for (reason, n) in refused {
+                        metrics.rejected(reason, n);
+                        stored = stored.saturating_sub(n);
+                    }
+                    metrics.ingested(Protocol::Statsd, stored);
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, samples, "StatsD flush refused");
                     metrics.rejected(Rejection::of(&e), samples);

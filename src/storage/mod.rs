@@ -83,19 +83,32 @@ impl Storage {
     /// A row whose series already has a row at the same time replaces the fields it
     /// carries (last write wins); its other fields keep their values.
     pub fn write(&self, batch: &WriteBatch) -> Result<()> {
-        self.write_inner(batch, &self.config, || Ok(())).map(|_| ())
+        self.write_inner(batch, &self.config, None, |_| Ok(()))
+            .map(|_| ())
     }
 
-    /// Like [`Storage::write`], calling `log` once the batch has passed every check and
-    /// before any of it is applied, while the locks of its tables are held (so the log
-    /// sees writes to a table in the order they apply). If `log` fails, nothing is
-    /// stored. Returns `log`'s result, `None` for a batch without rows.
+    /// Stores every item of `batch` that passes its checks and returns the others,
+    /// each with its position in the batch and why it was refused (out-of-order
+    /// window, cardinality limits, invalid names). The memory limit still refuses the
+    /// whole batch, so that a client retrying it loses nothing.
+    pub fn write_partial(&self, batch: &WriteBatch) -> Result<Vec<(usize, Error)>> {
+        let mut refused = Vec::new();
+        self.write_inner(batch, &self.config, Some(&mut refused), |_| Ok(()))?;
+        Ok(refused)
+    }
+
+    /// Like [`Storage::write`] (or [`Storage::write_partial`] when `refused` is given),
+    /// calling `log` with the refused items once the rest has passed every check and
+    /// before any of it is applied, while the locks of its tables are held (so the
+    /// log sees writes to a table in the order they apply). If `log` fails, nothing is
+    /// stored. Returns `log`'s result, `None` when there was nothing to store.
     pub(crate) fn write_logged<T>(
         &self,
         batch: &WriteBatch,
-        log: impl FnOnce() -> Result<T>,
+        refused: Option<&mut Vec<(usize, Error)>>,
+        log: impl FnOnce(&[(usize, Error)]) -> Result<T>,
     ) -> Result<Option<T>> {
-        self.write_inner(batch, &self.config, log)
+        self.write_inner(batch, &self.config, refused, log)
     }
 
     /// Applies a batch that was accepted before (WAL replay): no out-of-order window,
@@ -109,14 +122,16 @@ impl Storage {
             max_tag_values_per_key: None,
             ..self.config.clone()
         };
-        self.write_inner(batch, &config, || Ok(())).map(|_| ())
+        self.write_inner(batch, &config, None, |_| Ok(()))
+            .map(|_| ())
     }
 
     fn write_inner<T>(
         &self,
         batch: &WriteBatch,
         config: &StorageConfig,
-        log: impl FnOnce() -> Result<T>,
+        mut refused: Option<&mut Vec<(usize, Error)>>,
+        log: impl FnOnce(&[(usize, Error)]) -> Result<T>,
     ) -> Result<Option<T>> {
         let mut by_table: BTreeMap<&str, Vec<(usize, &SeriesWrite)>> = BTreeMap::new();
         for (i, item) in batch.items().iter().enumerate() {
@@ -135,31 +150,54 @@ impl Storage {
         let mut tables: Vec<(Arc<Table>, bool)> = Vec::with_capacity(by_table.len());
         {
             let existing = self.tables.read();
+            let mut bad_names = Vec::new();
             for (name, items) in &by_table {
                 match existing.get(*name) {
                     Some(t) => tables.push((t.clone(), false)),
-                    None => {
-                        validate_name(NameKind::Table, name)
-                            .map_err(|e| e.at_item(items[0].0, name))?;
-                        tables.push((Arc::new(Table::new(name, self.timestamps.clone())), true));
-                    }
+                    None => match validate_name(NameKind::Table, name) {
+                        Ok(()) => {
+                            tables.push((Arc::new(Table::new(name, self.timestamps.clone())), true))
+                        }
+                        Err(e) => match refused.as_deref_mut() {
+                            None => return Err(e.at_item(items[0].0, name)),
+                            Some(refused) => {
+                                let reason = e.to_string();
+                                refused.extend(items.iter().map(|&(i, _)| {
+                                    (i, Error::InvalidWrite(reason.clone()).at_item(i, name))
+                                }));
+                                bad_names.push(*name);
+                            }
+                        },
+                    },
                 }
+            }
+            for name in bad_names {
+                by_table.remove(name);
             }
         }
         let mut guards: Vec<_> = tables.iter().map(|(t, _)| t.inner.write()).collect();
         let mut plans = Vec::with_capacity(guards.len());
         for ((name, items), guard) in by_table.iter().zip(&guards) {
-            plans.push(guard.plan(name, items, config)?);
+            plans.push(guard.plan(name, items, config, refused.as_deref_mut())?);
+        }
+        if let Some(refused) = refused.as_deref_mut() {
+            // Planned table by table; reported in batch order.
+            refused.sort_by_key(|(i, _)| *i);
+        }
+        if plans.iter().all(|p| p.item_count() == 0) {
+            return Ok(None);
         }
         let requested: usize = plans.iter().map(|p| p.bytes).sum();
         self.reserve(requested, config.memory_limit)?;
-        let logged = match log() {
+        let refused_now: &[(usize, Error)] = refused.as_deref().map_or(&[], |r| r.as_slice());
+        let logged = match log(refused_now) {
             Ok(logged) => logged,
             Err(e) => {
                 self.memory.fetch_sub(requested, Ordering::Relaxed);
                 return Err(e);
             }
         };
+        let used_tables: Vec<bool> = plans.iter().map(|p| p.item_count() > 0).collect();
         let mut delta: isize = 0;
         let mut fixed: usize = 0;
         for (plan, guard) in plans.into_iter().zip(guards.iter_mut()) {
@@ -176,8 +214,9 @@ impl Storage {
         }
         if creates {
             let mut all = self.tables.write();
-            for (table, new) in tables {
-                if new {
+            for ((table, new), used) in tables.into_iter().zip(used_tables) {
+                // A new table whose every item was refused is not created.
+                if new && used {
                     all.insert(table.name.clone(), table);
                 }
             }

@@ -111,8 +111,13 @@ pub(crate) struct TablePlan<'b> {
     new_keys: Vec<&'b str>,
     new_fields: Vec<(&'b str, FieldKind)>,
     new_series: Vec<&'b TagSet>,
+    /// Tag-set hash of each of `new_series`.
+    new_series_hashes: Vec<u64>,
     new_series_lookup: HashMap<u64, Vec<usize>>,
     new_values: HashSet<(&'b str, &'b str)>,
+    /// `new_values` in insertion order, so a refused item's values can be taken back.
+    new_values_log: Vec<(&'b str, &'b str)>,
+    new_value_counts: HashMap<&'b str, usize>,
     items: Vec<(&'b SeriesWrite, ItemPlan)>,
     /// Field numbers of the items' field lists; consecutive items with the same field
     /// names share one entry, so the common case allocates nothing per item.
@@ -124,9 +129,61 @@ pub(crate) struct TablePlan<'b> {
     fixed: usize,
 }
 
-impl TablePlan<'_> {
+/// The size of a plan before an item, to take the item back if it is refused.
+struct Mark {
+    keys: usize,
+    fields: usize,
+    series: usize,
+    values: usize,
+    field_sets: usize,
+    bytes: usize,
+    fixed: usize,
+}
+
+impl<'b> TablePlan<'b> {
     pub(crate) fn fixed_bytes(&self) -> usize {
         self.fixed
+    }
+
+    /// Number of items the plan will apply.
+    pub(crate) fn item_count(&self) -> usize {
+        self.items.len()
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            keys: self.new_keys.len(),
+            fields: self.new_fields.len(),
+            series: self.new_series.len(),
+            values: self.new_values_log.len(),
+            field_sets: self.field_sets.len(),
+            bytes: self.bytes,
+            fixed: self.fixed,
+        }
+    }
+
+    /// Undoes everything planned since `mark`.
+    fn rollback(&mut self, mark: Mark) {
+        self.new_keys.truncate(mark.keys);
+        self.new_fields.truncate(mark.fields);
+        for hash in self.new_series_hashes.drain(mark.series..) {
+            if let Some(ids) = self.new_series_lookup.get_mut(&hash) {
+                ids.retain(|&i| i < mark.series);
+                if ids.is_empty() {
+                    self.new_series_lookup.remove(&hash);
+                }
+            }
+        }
+        self.new_series.truncate(mark.series);
+        for pair in self.new_values_log.drain(mark.values..) {
+            self.new_values.remove(&pair);
+            if let Some(n) = self.new_value_counts.get_mut(pair.0) {
+                *n -= 1;
+            }
+        }
+        self.field_sets.truncate(mark.field_sets);
+        self.bytes = mark.bytes;
+        self.fixed = mark.fixed;
     }
 }
 
@@ -189,18 +246,25 @@ impl TableInner {
 
     /// Plans `items` (all of this table) without changing anything. `indices` are the
     /// items' positions in the batch, for error messages.
+    ///
+    /// Strict (`refused` is `None`): the first bad item fails the plan. Lenient: a bad
+    /// item is left out of the plan and pushed to `refused` with its position.
     pub(crate) fn plan<'b>(
         &self,
         table: &str,
         items: &[(usize, &'b SeriesWrite)],
         config: &StorageConfig,
+        mut refused: Option<&mut Vec<(usize, Error)>>,
     ) -> Result<TablePlan<'b>> {
         let mut plan = TablePlan {
             new_keys: Vec::new(),
             new_fields: Vec::new(),
             new_series: Vec::new(),
+            new_series_hashes: Vec::new(),
             new_series_lookup: HashMap::new(),
             new_values: HashSet::new(),
+            new_values_log: Vec::new(),
+            new_value_counts: HashMap::new(),
             items: Vec::with_capacity(items.len()),
             field_sets: Vec::new(),
             newest: HashMap::with_capacity(items.len()),
@@ -208,10 +272,17 @@ impl TableInner {
             fixed: 0,
         };
         for &(position, item) in items {
-            let planned = self
-                .plan_item(table, item, config, &mut plan)
-                .map_err(|e| e.at_item(position, table))?;
-            plan.items.push((item, planned));
+            let mark = plan.mark();
+            match self.plan_item(table, item, config, &mut plan) {
+                Ok(planned) => plan.items.push((item, planned)),
+                Err(e) => match refused.as_deref_mut() {
+                    None => return Err(e.at_item(position, table)),
+                    Some(refused) => {
+                        plan.rollback(mark);
+                        refused.push((position, e.at_item(position, table)));
+                    }
+                },
+            }
         }
         Ok(plan)
     }
@@ -244,10 +315,14 @@ impl TableInner {
             Some(id) => Target::Existing(id),
             None => self.plan_series(table, item.tags(), hash, config, plan)?,
         };
-        let newest = plan.newest.entry(target).or_insert_with(|| match target {
+        // Inserting the series' own newest is harmless if the item is refused (a
+        // rolled-back new series' slot holds `MIN`, as a new one would); the item's
+        // times are checked on a copy and stored only if all pass.
+        let slot = plan.newest.entry(target).or_insert_with(|| match target {
             Target::Existing(id) => self.series[id as usize].newest,
             Target::New(_) => i64::MIN,
         });
+        let mut newest = *slot;
         let window = config.out_of_order_window_ms;
         for &t in item.timestamps() {
             if t < newest.saturating_sub(window) {
@@ -255,12 +330,13 @@ impl TableInner {
                     series: SeriesDisplay(table, item.tags().pairs().iter().map(|(k, v)| (k, v)))
                         .to_string(),
                     timestamp: t,
-                    newest: *newest,
+                    newest,
                     window_ms: window,
                 });
             }
-            *newest = (*newest).max(t);
+            newest = newest.max(t);
         }
+        *slot = newest;
         plan.bytes += match target {
             Target::Existing(id) => self.series[id as usize].growth_bound(item.len(), field_count),
             Target::New(_) => (item.len().max(4) * 2) * 9 * (1 + field_count),
@@ -355,8 +431,8 @@ impl TableInner {
             if !self.has_value(key, value) && !plan.new_values.contains(&(key, value)) {
                 validate_name(NameKind::TagValue, value)?;
                 if let Some(limit) = config.max_tag_values_per_key {
-                    let pending = plan.new_values.iter().filter(|(k, _)| k == key).count();
-                    if self.distinct_values(key) + pending >= limit {
+                    let pending = plan.new_value_counts.get(key.as_str()).copied();
+                    if self.distinct_values(key) + pending.unwrap_or(0) >= limit {
                         return Err(Error::TagValueLimit {
                             table: table.to_string(),
                             key: key.clone(),
@@ -365,12 +441,15 @@ impl TableInner {
                     }
                 }
                 plan.new_values.insert((key, value));
+                plan.new_values_log.push((key, value));
+                *plan.new_value_counts.entry(key).or_default() += 1;
                 plan.bytes += key.len() + value.len() + 64;
                 plan.fixed += key.len() + value.len() + 64;
             }
         }
         let i = plan.new_series.len();
         plan.new_series.push(tags);
+        plan.new_series_hashes.push(hash);
         plan.new_series_lookup.entry(hash).or_default().push(i);
         plan.bytes += NEW_SERIES_BYTES;
         plan.fixed += NEW_SERIES_BYTES;

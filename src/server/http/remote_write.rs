@@ -46,11 +46,8 @@ pub async fn write(
                 e => bad(e),
             }
         })?;
-        match store.write(&decoded.batch) {
-            Ok(()) => {
-                metrics.ingested(Protocol::RemoteWrite, decoded.samples);
-                Ok(decoded)
-            }
+        match store.write_partial(&decoded.batch) {
+            Ok(refused) => Ok((decoded, refused)),
             Err(e) => {
                 metrics.rejected(Rejection::of(&e), decoded.samples);
                 Err(ApiError::from(e))
@@ -59,13 +56,35 @@ pub async fn write(
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let (outcome, refused) = outcome;
+    let (_, refused_samples) = super::write::refused_counts(&state, &outcome.batch, &refused);
+    let written = outcome.samples.saturating_sub(refused_samples);
+    state.metrics.ingested(Protocol::RemoteWrite, written);
+    if !refused.is_empty() {
+        // As Prometheus' own receiver: 400 for samples it will never take (a sender
+        // must not retry them); everything else in the request is stored.
+        let reasons: Vec<String> = refused
+            .iter()
+            .take(10)
+            .map(|(_, e)| e.to_string())
+            .collect();
+        return Err(ApiError::bad_request(format!(
+            "stored {written} samples, refused {refused_samples}: {}{}",
+            reasons.join("; "),
+            if refused.len() > reasons.len() {
+                "; ..."
+            } else {
+                ""
+            }
+        )));
+    }
     let mut response = StatusCode::NO_CONTENT.into_response();
     if version == Version::V2 {
         // Remote write 2.0 senders read what was stored from these headers.
         let h = response.headers_mut();
         h.insert(
             "X-Prometheus-Remote-Write-Samples-Written",
-            HeaderValue::from(outcome.samples),
+            HeaderValue::from(written),
         );
         h.insert(
             "X-Prometheus-Remote-Write-Histograms-Written",

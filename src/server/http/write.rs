@@ -3,8 +3,10 @@
 //! Line protocol writes are partial, as InfluxDB's: valid lines are stored and the
 //! answer is `204 No Content`; when some lines are malformed the valid ones are still
 //! stored and the answer is `400` with every bad line's number, column and reason.
-//! A batch the store refuses as a whole (memory limit: `429` with `Retry-After`;
-//! cardinality limits, too-old samples) stores nothing and says why.
+//! Samples the store refuses one by one (too old, cardinality limits, invalid names)
+//! are reported the same way, by series and reason, and the rest is stored. Over the
+//! memory limit the whole request is refused (`429` with `Retry-After`): nothing is
+//! stored, so the client's retry loses nothing.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -87,42 +89,72 @@ async fn write_lines(
     let samples = parsed.batch.sample_count();
     let store = state.store.clone();
     let batch = parsed.batch;
-    let result = tokio::task::spawn_blocking(move || store.write(&batch))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    if let Err(e) = result {
-        let reason = Rejection::of(&e);
-        state.metrics.rejected(reason, samples);
-        let mut error = ApiError::from(e);
-        if reason == Rejection::MemoryLimit {
-            // Influx clients retry 429 with backoff; 503 is for remote_write.
-            error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, error.message).retry_after(5);
+    let (batch, result) = tokio::task::spawn_blocking(move || {
+        let result = store.write_partial(&batch);
+        (batch, result)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let refused = match result {
+        Ok(refused) => refused,
+        Err(e) => {
+            let reason = Rejection::of(&e);
+            state.metrics.rejected(reason, samples);
+            let mut error = ApiError::from(e);
+            if reason == Rejection::MemoryLimit {
+                // Influx clients retry 429 with backoff; 503 is for remote_write.
+                error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, error.message).retry_after(5);
+            }
+            return Err(error);
         }
-        return Err(error);
-    }
-    state.metrics.ingested(Protocol::LineProtocol, samples);
-    if parsed.errors.is_empty() {
+    };
+    let (refused_rows, refused_samples) = refused_counts(&state, &batch, &refused);
+    state
+        .metrics
+        .ingested(Protocol::LineProtocol, samples - refused_samples);
+    if parsed.errors.is_empty() && refused.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     state
         .metrics
         .rejected(Rejection::Malformed, parsed.errors.len());
-    let lines: Vec<String> = parsed.errors.iter().map(|e| e.to_string()).collect();
+    let mut lines: Vec<String> = parsed.errors.iter().map(|e| e.to_string()).collect();
+    lines.extend(refused.iter().map(|(_, e)| e.to_string()));
+    let written = parsed.points.saturating_sub(refused_rows);
     let body = serde_json::json!({
         "code": "invalid",
         "message": format!(
-            "partial write: {} points written, {} lines rejected: {}",
-            parsed.points,
+            "partial write: {written} points written, {} rejected: {}",
             lines.len(),
             lines.join("; ")
         ),
-        "written": parsed.points,
+        "written": written,
         "errors": lines,
     });
     let mut response = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    // (Influx's own header for a write that stored part of the request.)
     response.headers_mut().insert(
         "X-Influxdb-Error",
         HeaderValue::from_static("partial write"),
     );
     Ok(response)
+}
+
+/// Counts refused items' rows and samples by reason in the server metrics; returns
+/// the totals.
+pub(super) fn refused_counts(
+    state: &AppState,
+    batch: &crate::WriteBatch,
+    refused: &[(usize, crate::Error)],
+) -> (usize, usize) {
+    let (mut rows, mut samples) = (0, 0);
+    for (i, e) in refused {
+        if let Some(item) = batch.items().get(*i) {
+            let n = item.len() * item.fields().len();
+            state.metrics.rejected(Rejection::of(e), n);
+            rows += item.len();
+            samples += n;
+        }
+    }
+    (rows, samples)
 }

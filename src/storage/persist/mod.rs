@@ -219,11 +219,35 @@ impl Durability {
     /// Writes `batch` to `storage` and logs it; returns once the log has it as the
     /// fsync policy requires. On error nothing was acknowledged; the batch may still
     /// be in memory (if the log failed after applying), never half of it.
-    pub(crate) fn write(&self, storage: &Storage, batch: &WriteBatch) -> crate::Result<()> {
+    ///
+    /// With `refused`, items that fail their checks are left out (see
+    /// [`Storage::write_partial`]) and only the others are logged.
+    pub(crate) fn write(
+        &self,
+        storage: &Storage,
+        batch: &WriteBatch,
+        refused: Option<&mut Vec<(usize, Error)>>,
+    ) -> crate::Result<()> {
+        // Encoded before taking any lock; re-encoded under the locks only when some
+        // items were refused.
         let mut payload = bytes::Writer::default();
         record::encode_batch(batch, &mut payload);
-        let seq =
-            storage.write_logged(batch, || self.wal.append(&payload.buf).map_err(Error::from))?;
+        let seq = storage.write_logged(batch, refused, |refused| {
+            if refused.is_empty() {
+                return self.wal.append(&payload.buf).map_err(Error::from);
+            }
+            let mut kept = WriteBatch::new();
+            let mut positions: Vec<usize> = refused.iter().map(|(i, _)| *i).collect();
+            positions.sort_unstable();
+            for (i, item) in batch.items().iter().enumerate() {
+                if positions.binary_search(&i).is_err() {
+                    kept.push(item.clone());
+                }
+            }
+            let mut payload = bytes::Writer::default();
+            record::encode_batch(&kept, &mut payload);
+            self.wal.append(&payload.buf).map_err(Error::from)
+        })?;
         if let Some(seq) = seq {
             self.wal.commit(seq)?;
         }
