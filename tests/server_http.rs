@@ -155,7 +155,7 @@ async fn line_protocol_in_sql_out() {
     assert_eq!(status, 400);
     let message = body["message"].as_str().unwrap();
     assert!(
-        message.starts_with("partial write: 1 points written, 2 lines rejected"),
+        message.starts_with("partial write: 1 points written, 2 rejected"),
         "{message}"
     );
     assert!(message.contains("line 2, column"), "{message}");
