@@ -17,6 +17,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc: ingest allocates per series and per request, where glibc's malloc was a
+/// sixth of the server's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use metricstore::MetricStore;
 use metricstore::ingest::prom_text;
 use metricstore::server::{ServerConfig, serve};

@@ -349,11 +349,57 @@ pub fn decode(
     encoding: Encoding,
     max_decoded_bytes: usize,
 ) -> Result<Decoded, RemoteWriteError> {
-    let raw = decompress(body, encoding, max_decoded_bytes)?;
-    match version {
-        Version::V1 => decode::v1(&raw),
-        Version::V2 => decode::v2(&raw),
+    let by_version = |raw: &[u8]| match version {
+        Version::V1 => decode::v1(raw),
+        Version::V2 => decode::v2(raw),
+    };
+    if encoding == Encoding::Snappy {
+        // Decompress into a buffer the thread keeps: a fresh multi-megabyte buffer per
+        // request cost more in page faults than the decompression itself.
+        return SNAPPY_SCRATCH.with(|scratch| {
+            let mut buf = scratch.borrow_mut();
+            snappy_into(body, max_decoded_bytes, &mut buf)?;
+            let decoded = by_version(&buf);
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            decoded
+        });
     }
+    let raw = decompress(body, encoding, max_decoded_bytes)?;
+    by_version(&raw)
+}
+
+/// Largest decompression buffer a thread keeps between requests.
+const SCRATCH_KEEP: usize = 32 << 20;
+
+thread_local! {
+    static SNAPPY_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn snappy_into(body: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), RemoteWriteError> {
+    let encoding = Encoding::Snappy;
+    let len = snap::raw::decompress_len(body).map_err(|e| RemoteWriteError::Decompress {
+        encoding,
+        message: e.to_string(),
+    })?;
+    if len > limit {
+        return Err(RemoteWriteError::TooLarge {
+            encoding,
+            declared: Some(len as u64),
+            limit,
+        });
+    }
+    out.clear();
+    out.resize(len, 0);
+    let n = snap::raw::Decoder::new()
+        .decompress(body, out)
+        .map_err(|e| RemoteWriteError::Decompress {
+            encoding,
+            message: e.to_string(),
+        })?;
+    out.truncate(n);
+    Ok(())
 }
 
 /// Decompresses `body`, refusing output over `limit` bytes before allocating it.
@@ -373,15 +419,8 @@ pub fn decompress(
         Encoding::Identity if body.len() > limit => Err(too_large(Some(body.len() as u64))),
         Encoding::Identity => Ok(Cow::Borrowed(body)),
         Encoding::Snappy => {
-            let len = snap::raw::decompress_len(body).map_err(|e| invalid(e.to_string()))?;
-            if len > limit {
-                return Err(too_large(Some(len as u64)));
-            }
-            let mut out = vec![0; len];
-            let n = snap::raw::Decoder::new()
-                .decompress(body, &mut out)
-                .map_err(|e| invalid(e.to_string()))?;
-            out.truncate(n);
+            let mut out = Vec::new();
+            snappy_into(body, limit, &mut out)?;
             Ok(Cow::Owned(out))
         }
         Encoding::Zstd => {

@@ -113,6 +113,13 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), PersistError> {
         .map_err(|e| io_error(dir, e))
 }
 
+/// Largest WAL payload buffer a thread keeps between writes.
+const SCRATCH_KEEP: usize = 32 << 20;
+
+thread_local! {
+    static PAYLOAD_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Where and how the hot tier is made durable.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DurabilityConfig {
@@ -228,9 +235,13 @@ impl Durability {
         batch: &WriteBatch,
         refused: Option<&mut Vec<(usize, Error)>>,
     ) -> crate::Result<()> {
-        // Encoded before taking any lock; re-encoded under the locks only when some
-        // items were refused.
-        let mut payload = bytes::Writer::default();
+        // Encoded before taking any lock, into a buffer the thread keeps (fresh
+        // buffers cost page faults); re-encoded under the locks only when some items
+        // were refused.
+        let mut payload = bytes::Writer {
+            buf: PAYLOAD_SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut())),
+        };
+        payload.buf.clear();
         record::encode_batch(batch, &mut payload);
         let seq = storage.write_logged(batch, refused, |refused| {
             if refused.is_empty() {
@@ -247,7 +258,11 @@ impl Durability {
             let mut payload = bytes::Writer::default();
             record::encode_batch(&kept, &mut payload);
             self.wal.append(&payload.buf).map_err(Error::from)
-        })?;
+        });
+        if payload.buf.capacity() <= SCRATCH_KEEP {
+            PAYLOAD_SCRATCH.with(|s| *s.borrow_mut() = payload.buf);
+        }
+        let seq = seq?;
         if let Some(seq) = seq {
             self.wal.commit(seq)?;
         }
