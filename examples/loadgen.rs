@@ -436,10 +436,13 @@ fn statsd(rate: u64) -> std::io::Result<()> {
     let received = loop {
         std::thread::sleep(Duration::from_millis(500));
         let mut conn = Conn::new(http);
-        let text = conn
-            .post("/metrics", "", b"")
-            .map(|r| r.1)
-            .unwrap_or_default();
+        let text = match conn.request("GET", "/metrics", "", b"") {
+            Ok(r) => r.1,
+            Err(e) => {
+                eprintln!("cannot read /metrics: {e}");
+                String::new()
+            }
+        };
         let packets: u64 = text
             .lines()
             .find_map(|l| l.strip_prefix("metricstore_statsd_packets_total "))
