@@ -2,6 +2,8 @@
 //! label names, label values and series listings that Prometheus' HTTP API and
 //! Grafana's label browser ask for.
 
+use std::sync::Arc;
+
 use roaring::RoaringBitmap;
 
 use super::Storage;
@@ -69,13 +71,37 @@ impl Storage {
         matchers: &[Matcher],
         range: TimeRange,
     ) -> Result<Vec<String>> {
+        let mut set = ahash::HashSet::default();
+        self.label_values_into(table, key, matchers, range, &mut set)?;
+        let mut values: Vec<String> = set.into_iter().map(|v| v.to_string()).collect();
+        values.sort();
+        Ok(values)
+    }
+
+    /// Adds the values of tag `key` over the series of `table` that match `matchers`
+    /// and have rows in `range` to `out`, sharing the dictionary's strings: the
+    /// Prometheus API merges these over every table, a million strings at scale.
+    pub fn label_values_into(
+        &self,
+        table: &str,
+        key: &str,
+        matchers: &[Matcher],
+        range: TimeRange,
+        out: &mut ahash::HashSet<Arc<str>>,
+    ) -> Result<()> {
         let table = self.table(table)?;
         let inner = table.inner.read();
         let Some(k) = inner.tag_keys.iter().position(|t| **t == *key) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
-        let mut values: Vec<String> = if matchers.is_empty() && range == TimeRange::ALL {
-            inner.index.values(key).map(String::from).collect()
+        let dict = &inner.tag_values[k].values;
+        let mut add = |v: &Arc<str>| {
+            if !out.contains(&**v) {
+                out.insert(v.clone());
+            }
+        };
+        if matchers.is_empty() && range == TimeRange::ALL {
+            dict.iter().for_each(add);
         } else {
             let mut codes: Vec<u32> = inner
                 .matching(matchers, range)
@@ -90,13 +116,9 @@ impl Storage {
                 .collect();
             codes.sort_unstable();
             codes.dedup();
-            codes
-                .into_iter()
-                .map(|c| inner.tag_values[k].values[c as usize].to_string())
-                .collect()
-        };
-        values.sort();
-        Ok(values)
+            codes.into_iter().for_each(|c| add(&dict[c as usize]));
+        }
+        Ok(())
     }
 
     /// How many series of `table` match `matchers` with rows in `range`.

@@ -182,19 +182,21 @@ pub async fn label_values(
     } else {
         p.selectors
     };
-    let mut values = BTreeSet::new();
+    let mut values: ahash::HashSet<std::sync::Arc<str>> = ahash::HashSet::default();
     for s in &selectors {
         for t in s.tables(&tables) {
             if name == NAME {
                 let unfiltered = s.labels.is_empty() && p.range == TimeRange::ALL;
                 if unfiltered || storage.count_series(&t, &s.labels, p.range)? > 0 {
-                    values.insert(t);
+                    values.insert(t.into());
                 }
             } else {
-                values.extend(storage.label_values(&t, &name, &s.labels, p.range)?);
+                storage.label_values_into(&t, &name, &s.labels, p.range, &mut values)?;
             }
         }
     }
+    let mut values: Vec<std::sync::Arc<str>> = values.into_iter().collect();
+    values.sort_unstable();
     Ok(success(json!(values)))
 }
 
