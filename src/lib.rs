@@ -51,6 +51,7 @@ pub mod model;
 pub mod query;
 pub mod server;
 pub mod storage;
+pub mod tier;
 pub mod workload;
 
 use std::sync::Arc;
@@ -68,6 +69,7 @@ use storage::persist::Durability;
 pub use storage::persist::{
     CheckpointInfo, DurabilityConfig, DurabilityStats, FsyncPolicy, RecoveryReport,
 };
+pub use tier::{ColdTier, TierConfig, TierReport};
 
 /// Settings of a store. Every field has a default.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -76,6 +78,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Where the WAL and checkpoints go; `None` keeps everything in memory only.
     pub durability: Option<DurabilityConfig>,
+    /// Where aging rows go; `None` keeps every row in memory.
+    pub tier: Option<TierConfig>,
 }
 
 /// The one entry point: examples, tests, benches and the server all go through it.
@@ -83,6 +87,7 @@ pub struct MetricStore {
     storage: Arc<Storage>,
     session: SessionContext,
     durable: Option<Arc<Durability>>,
+    cold: Option<Arc<ColdTier>>,
     recovery: Option<RecoveryReport>,
     background: Mutex<Option<background::Tasks>>,
 }
@@ -117,14 +122,27 @@ impl MetricStore {
                 (Some(Arc::new(durable)), Some(report))
             }
         };
+        let cold = match config.tier {
+            None => None,
+            // The manifest is small and read once; the local store needs no runtime.
+            Some(t) => Some(Arc::new(
+                futures::executor::block_on(ColdTier::open(t))
+                    .map_err(|e| Error::Durability(e.to_string()))?,
+            )),
+        };
+        if let Some(cold) = &cold {
+            // Rows the WAL replayed that the cold tier already holds go again.
+            cold.reconcile(&storage);
+        }
         let background = durable
             .as_ref()
             .map(|d| background::Tasks::start(storage.clone(), d.clone()));
-        let session = query::session(storage.clone())?;
+        let session = query::session(storage.clone(), cold.clone())?;
         Ok(MetricStore {
             storage,
             session,
             durable,
+            cold,
             recovery,
             background: Mutex::new(background),
         })
@@ -195,6 +213,33 @@ impl MetricStore {
             None => Ok(None),
             Some(d) => Ok(Some(d.checkpoint(&self.storage)?)),
         }
+    }
+
+    /// Moves rows older than each table's hot window (as of `now_ms`) to the cold tier,
+    /// then checkpoints so the WAL drops them too. `None` without a cold tier.
+    pub async fn run_tiering(&self, now_ms: i64) -> Result<Option<TierReport>> {
+        let Some(cold) = &self.cold else {
+            return Ok(None);
+        };
+        let report = cold
+            .run(&self.storage, now_ms)
+            .await
+            .map_err(|e| Error::Durability(e.to_string()))?;
+        if report.rows > 0
+            && let Some(d) = &self.durable
+        {
+            let d = d.clone();
+            let storage = self.storage.clone();
+            tokio::task::spawn_blocking(move || d.checkpoint(&storage))
+                .await
+                .map_err(|e| Error::Durability(e.to_string()))??;
+        }
+        Ok(Some(report))
+    }
+
+    /// The cold tier, if configured.
+    pub fn cold(&self) -> Option<&Arc<ColdTier>> {
+        self.cold.as_ref()
     }
 
     /// What recovery did when the store opened (`None` for an in-memory store).

@@ -24,6 +24,7 @@ fn config(dir: &Path) -> Config {
             checkpoint_interval: None,
             ..DurabilityConfig::new(dir)
         }),
+        tier: None,
     }
 }
 

@@ -67,6 +67,7 @@ fn durable(dir: &Path) -> Config {
             checkpoint_interval: None,
             ..DurabilityConfig::new(dir)
         }),
+        tier: None,
     }
 }
 

@@ -121,6 +121,19 @@ pub enum Error {
         message: String,
     },
 
+    /// A sample falls before the time its table has moved to the cold tier.
+    #[error(
+        "sample at {timestamp} ms for series {series} is too old: rows before {tiered_until} ms are in the cold tier"
+    )]
+    Tiered {
+        /// The series, as `table{k="v",...}`.
+        series: String,
+        /// The refused timestamp.
+        timestamp: i64,
+        /// Where the hot tier begins.
+        tiered_until: i64,
+    },
+
     /// The write-ahead log or a checkpoint failed; the write was not acknowledged.
     #[error("durability: {0}")]
     Durability(String),

@@ -1,4 +1,5 @@
-//! The `metricstore.public` schema: every hot table, as it is created.
+//! The `metricstore.public` schema: every table, as it is created, over the hot tier
+//! and (for tables with tiered rows) the cold tier.
 
 use std::sync::Arc;
 
@@ -7,36 +8,68 @@ use datafusion::catalog::SchemaProvider;
 use datafusion::datasource::TableProvider;
 use datafusion::error::Result as DfResult;
 
+use super::exec::SnapshotCheck;
 use super::provider::HotTable;
+use super::tiered::TieredTable;
 use crate::storage::Storage;
+use crate::tier::ColdTier;
 
 /// Lists the store's tables live, so a table is queryable as soon as it is written.
 #[derive(Debug)]
 pub struct HotSchema {
     storage: Arc<Storage>,
+    cold: Option<Arc<ColdTier>>,
 }
 
 impl HotSchema {
-    /// The schema over `storage`.
-    pub fn new(storage: Arc<Storage>) -> HotSchema {
-        HotSchema { storage }
+    /// The schema over `storage` and, if there is one, the cold tier.
+    pub fn new(storage: Arc<Storage>, cold: Option<Arc<ColdTier>>) -> HotSchema {
+        HotSchema { storage, cold }
     }
 }
 
 #[async_trait]
 impl SchemaProvider for HotSchema {
     fn table_names(&self) -> Vec<String> {
-        self.storage.table_names()
+        let mut names = self.storage.table_names();
+        if let Some(cold) = &self.cold {
+            names.extend(cold.manifest().tables.keys().cloned());
+            names.sort();
+            names.dedup();
+        }
+        names
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        Ok(
-            HotTable::new(self.storage.clone(), name)
-                .map(|t| Arc::new(t) as Arc<dyn TableProvider>),
-        )
+        let Some(cold) = &self.cold else {
+            return Ok(HotTable::new(self.storage.clone(), name)
+                .map(|t| Arc::new(t) as Arc<dyn TableProvider>));
+        };
+        let manifest = cold.manifest();
+        if manifest.tables.contains_key(name) {
+            return Ok(TieredTable::new(self.storage.clone(), cold.clone(), name)
+                .map(|t| Arc::new(t) as Arc<dyn TableProvider>));
+        }
+        // Nothing tiered yet: a plain hot table, whose scan fails if the table's first
+        // tiering commit lands between planning and its snapshot (the rows that
+        // commit drops would be missing). Holding the manifest also makes tiering
+        // wait for the snapshot before dropping, so that practically never happens.
+        let (cold, table) = (cold.clone(), name.to_string());
+        let check = SnapshotCheck(Arc::new(move || {
+            let _planned_with = &manifest;
+            if cold.manifest().tables.contains_key(&table) {
+                Err(crate::Error::InvalidWrite(format!(
+                    "the cold tier moved rows of {table:?} while this query was planned; run it again"
+                )))
+            } else {
+                Ok(())
+            }
+        }));
+        Ok(HotTable::new(self.storage.clone(), name)
+            .map(|t| Arc::new(t.with_check(check)) as Arc<dyn TableProvider>))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.storage.table_names().iter().any(|t| t == name)
+        self.table_names().iter().any(|t| t == name)
     }
 }

@@ -51,6 +51,19 @@ pub(crate) struct ScanSpec {
     pub(crate) counts: SelectionCounts,
     /// Whether rows are declared ordered by time after the tags.
     pub(crate) time_ordered: bool,
+    /// Run right after the storage snapshot is taken; an error fails the scan (the
+    /// tiered table checks that the cold tier did not move under the snapshot).
+    pub(crate) after_snapshot: Option<SnapshotCheck>,
+}
+
+/// A check run once the scan's snapshot is taken.
+#[derive(Clone)]
+pub(crate) struct SnapshotCheck(pub(crate) Arc<dyn Fn() -> crate::Result<()> + Send + Sync>);
+
+impl fmt::Debug for SnapshotCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SnapshotCheck")
+    }
 }
 
 /// Scans a hot table; see the module docs.
@@ -120,12 +133,16 @@ impl HotScanExec {
     fn snapshot(&self) -> DfResult<Arc<TableSnapshot>> {
         let filters = &self.spec.filters;
         self.shared.get(|| {
-            self.storage.select_sorted(
+            let snapshot = self.storage.select_sorted(
                 &self.spec.table,
                 filters.range,
                 Some(&self.spec.sort_tags),
                 |index| filters.select(index),
-            )
+            )?;
+            if let Some(check) = &self.spec.after_snapshot {
+                (check.0)()?;
+            }
+            Ok(snapshot)
         })
     }
 }

@@ -22,6 +22,7 @@ mod provider;
 mod pushdown;
 mod rollup_rule;
 mod shared;
+mod tiered;
 
 use std::sync::Arc;
 
@@ -34,8 +35,10 @@ pub use exec::HotScanExec;
 pub use latest::LatestFunction;
 pub use provider::HotTable;
 pub use rollup_rule::BucketAggregateRule;
+pub use tiered::{TieredExec, TieredTable};
 
 use crate::storage::Storage;
+use crate::tier::ColdTier;
 
 /// Catalog name of the store's tables.
 pub const CATALOG: &str = "metricstore";
@@ -44,14 +47,18 @@ pub const SCHEMA: &str = "public";
 
 /// A session whose default schema lists the store's tables, with MetricStore's
 /// functions registered. One per store.
-pub fn session(storage: Arc<Storage>) -> DfResult<SessionContext> {
+pub fn session(storage: Arc<Storage>, cold: Option<Arc<ColdTier>>) -> DfResult<SessionContext> {
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG, SCHEMA)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
     let catalog = MemoryCatalogProvider::new();
-    catalog.register_schema(SCHEMA, Arc::new(HotSchema::new(storage.clone())))?;
+    if let Some(cold) = &cold {
+        let (store, url) = cold.store();
+        ctx.register_object_store(url.as_ref(), store.clone());
+    }
+    catalog.register_schema(SCHEMA, Arc::new(HotSchema::new(storage.clone(), cold)))?;
     ctx.register_catalog(CATALOG, Arc::new(catalog));
     ctx.register_udtf("latest", Arc::new(LatestFunction::new(storage.clone())));
     ctx.add_optimizer_rule(Arc::new(BucketAggregateRule::new(storage)));

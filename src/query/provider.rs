@@ -10,7 +10,7 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::exec::{HotScanExec, ScanSpec, chunk_filter};
+use super::exec::{HotScanExec, ScanSpec, SnapshotCheck, chunk_filter};
 use super::pushdown::{Pushed, ScanFilters, classify};
 use crate::model::TIME_COLUMN;
 use crate::storage::Storage;
@@ -23,6 +23,7 @@ pub struct HotTable {
     schema: SchemaRef,
     tags: Vec<String>,
     fields: Vec<String>,
+    after_snapshot: Option<SnapshotCheck>,
 }
 
 impl HotTable {
@@ -37,7 +38,14 @@ impl HotTable {
             tags: names[..time].to_vec(),
             fields: names[time + 1..].to_vec(),
             schema,
+            after_snapshot: None,
         })
+    }
+
+    /// Runs `check` whenever a scan of this table takes its storage snapshot.
+    pub(crate) fn with_check(mut self, check: SnapshotCheck) -> HotTable {
+        self.after_snapshot = Some(check);
+        self
     }
 }
 
@@ -89,6 +97,27 @@ impl TableProvider for HotTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.scan_checked(
+            state,
+            projection,
+            filters,
+            limit,
+            self.after_snapshot.clone(),
+        )
+    }
+}
+
+impl HotTable {
+    /// [`TableProvider::scan`], running `check` right after the storage snapshot is
+    /// taken at execution.
+    pub(crate) fn scan_checked(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+        after_snapshot: Option<SnapshotCheck>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let schema = match projection {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => self.schema.clone(),
@@ -126,6 +155,7 @@ impl TableProvider for HotTable {
             limit,
             counts,
             time_ordered,
+            after_snapshot,
         };
         Ok(Arc::new(HotScanExec::new(
             self.storage.clone(),

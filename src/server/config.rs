@@ -33,6 +33,68 @@ pub struct ServerConfig {
     pub storage: StorageSettings,
     /// The write-ahead log and checkpoints.
     pub durability: DurabilitySettings,
+    /// The cold tier: where aging rows go as Parquet.
+    pub tier: TierSettings,
+}
+
+/// How rows age out of memory ([`crate::TierConfig`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TierSettings {
+    /// Move aging rows to Parquet; off = everything stays in memory.
+    pub enabled: bool,
+    /// Directory of the Parquet files and manifest; empty = `<data_dir>/cold`.
+    pub dir: PathBuf,
+    /// Seconds rows stay in memory unless a policy says otherwise.
+    pub hot_for_secs: u64,
+    /// Seconds between tiering runs (`POST /api/v1/admin/tier` runs one now).
+    pub interval_secs: u64,
+    /// Per-table windows, first match wins.
+    pub policies: Vec<PolicySettings>,
+}
+
+/// One retention policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Table name glob (`*`, `?`).
+    pub tables: String,
+    /// Seconds these tables' rows stay in memory.
+    pub hot_for_secs: u64,
+}
+
+impl Default for TierSettings {
+    fn default() -> Self {
+        TierSettings {
+            enabled: true,
+            dir: PathBuf::new(),
+            hot_for_secs: 24 * 3600,
+            interval_secs: 600,
+            policies: Vec::new(),
+        }
+    }
+}
+
+impl TierSettings {
+    /// The engine's configuration for `data_dir`, `None` when disabled.
+    pub fn to_config(&self, data_dir: &std::path::Path) -> Option<crate::TierConfig> {
+        self.enabled.then(|| crate::TierConfig {
+            dir: if self.dir.as_os_str().is_empty() {
+                data_dir.join("cold")
+            } else {
+                self.dir.clone()
+            },
+            policies: self
+                .policies
+                .iter()
+                .map(|p| crate::tier::RetentionPolicy {
+                    tables: p.tables.clone(),
+                    hot_for: Duration::from_secs(p.hot_for_secs),
+                })
+                .collect(),
+            default_hot_for: Duration::from_secs(self.hot_for_secs),
+        })
+    }
 }
 
 /// How the hot tier survives restarts ([`crate::DurabilityConfig`]).
@@ -115,6 +177,7 @@ impl Default for ServerConfig {
             query_timeout_secs: 60,
             storage: StorageSettings::default(),
             durability: DurabilitySettings::default(),
+            tier: TierSettings::default(),
         }
     }
 }

@@ -44,7 +44,7 @@ impl Rejection {
         match e {
             E::BatchItem { source, .. } => Rejection::of(source),
             E::MemoryLimit { .. } => Rejection::MemoryLimit,
-            E::OutOfOrder { .. } => Rejection::TooOld,
+            E::OutOfOrder { .. } | E::Tiered { .. } => Rejection::TooOld,
             E::SeriesLimit { .. } | E::TagValueLimit { .. } => Rejection::Cardinality,
             E::Durability(_) => Rejection::Unavailable,
             _ => Rejection::Invalid,

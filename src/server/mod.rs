@@ -69,6 +69,7 @@ pub async fn serve(
     let store = Arc::new(MetricStore::open(Config {
         storage: config.storage.to_config(),
         durability: config.durability.to_config(&config.data_dir),
+        tier: config.tier.to_config(&config.data_dir),
     })?);
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
@@ -105,6 +106,13 @@ pub async fn serve(
         )));
         tracing::info!(addr = ?statsd_addr, "StatsD listening");
     }
+    if config.tier.enabled {
+        tasks.push(tokio::spawn(tier_task(
+            store.clone(),
+            std::time::Duration::from_secs(config.tier.interval_secs.max(1)),
+            stopped.clone(),
+        )));
+    }
     let closing = store.clone();
     let state = AppState {
         store,
@@ -136,4 +144,30 @@ pub async fn serve(
     }
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// Runs tiering every `interval` until told to stop.
+async fn tier_task(
+    store: Arc<MetricStore>,
+    interval: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = ticker.tick() => {}
+        }
+        if let Err(e) = store.run_tiering(now_ms()).await {
+            tracing::error!(error = %e, "tiering run failed; the next run retries");
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

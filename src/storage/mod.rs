@@ -260,6 +260,24 @@ impl Storage {
         Ok(())
     }
 
+    /// Drops the rows of `table` older than `cutoff`, which the cold tier now holds,
+    /// and refuses later writes before it. Does nothing for an unknown table.
+    pub fn drop_before(&self, table: &str, cutoff: i64) {
+        let Ok(table) = self.table(table) else { return };
+        let delta = table.inner.write().drop_before(cutoff, &self.config);
+        if delta < 0 {
+            self.memory
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            self.memory.fetch_add(delta as usize, Ordering::Relaxed);
+        }
+    }
+
+    /// Where `table`'s hot rows begin (`None`: nothing was tiered).
+    pub fn tiered_until(&self, table: &str) -> Option<i64> {
+        self.table(table).ok()?.inner.read().tiered_until
+    }
+
     /// The timestamp blocks shared by every table's chunks.
     pub(crate) fn shared_timestamps(&self) -> &Arc<chunk::SharedTimestamps> {
         &self.timestamps

@@ -250,6 +250,56 @@ impl Series {
         }
     }
 
+    /// Removes every row older than `cutoff` (moved to the cold tier). A chunk that
+    /// straddles the cutoff is decoded and its newer rows sealed again. Returns the
+    /// rows removed.
+    pub(crate) fn drop_before(&mut self, cutoff: i64, ctx: &mut SealContext<'_>) -> u64 {
+        let before = self.rows;
+        let keep_from = self.chunks.partition_point(|c| c.max_time() < cutoff);
+        for old in self.chunks.drain(..keep_from) {
+            self.chunk_bytes = self.chunk_bytes.saturating_sub(old.encoded_bytes());
+            self.rows = self.rows.saturating_sub(old.rows() as u64);
+        }
+        if let Some(first) = self
+            .chunks
+            .first()
+            .filter(|c| c.min_time() < cutoff)
+            .cloned()
+        {
+            match first.to_head() {
+                Ok(head) => {
+                    let kept = head.slice(cutoff, i64::MAX);
+                    self.chunk_bytes = self.chunk_bytes.saturating_sub(first.encoded_bytes());
+                    self.rows = self.rows.saturating_sub((head.len() - kept.len()) as u64);
+                    if kept.is_empty() {
+                        self.chunks.remove(0);
+                    } else {
+                        let (chunk, bytes) = Chunk::seal(&kept, ctx.interner);
+                        self.chunk_bytes += bytes;
+                        self.chunks[0] = Arc::new(chunk);
+                    }
+                }
+                // A chunk we sealed ourselves does not decode: a bug. Keeping it is
+                // the safe side (a query may see those rows twice, none are lost).
+                Err(e) => tracing::error!(error = %e, "cannot split a chunk at the tiering cutoff"),
+            }
+        }
+        if self.head.first_time().is_some_and(|t| t < cutoff) {
+            let kept = self.head.slice(cutoff, i64::MAX);
+            self.rows = self
+                .rows
+                .saturating_sub((self.head.len() - kept.len()) as u64);
+            self.head = kept;
+        }
+        if let Some(ooo) = &self.ooo
+            && ooo.first_time().is_some_and(|t| t < cutoff)
+        {
+            let kept = ooo.slice(cutoff, i64::MAX);
+            self.ooo = (!kept.is_empty()).then(|| Box::new(kept));
+        }
+        before - self.rows
+    }
+
     /// The first and last timestamps held, from chunk headers and heads.
     pub(crate) fn time_span(&self) -> Option<(i64, i64)> {
         if self.newest == i64::MIN {

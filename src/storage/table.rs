@@ -75,6 +75,8 @@ pub(crate) struct TableInner {
     interner: TimestampInterner,
     /// Sum of `Series::bytes` over all series.
     pub(crate) series_bytes: usize,
+    /// Rows before this time are in the cold tier: later writes there are refused.
+    pub(crate) tiered_until: Option<i64>,
 }
 
 /// A table copied for a checkpoint (see [`TableInner::image`]).
@@ -325,6 +327,16 @@ impl TableInner {
         let mut newest = *slot;
         let window = config.out_of_order_window_ms;
         for &t in item.timestamps() {
+            if let Some(floor) = self.tiered_until
+                && t < floor
+            {
+                return Err(Error::Tiered {
+                    series: SeriesDisplay(table, item.tags().pairs().iter().map(|(k, v)| (k, v)))
+                        .to_string(),
+                    timestamp: t,
+                    tiered_until: floor,
+                });
+            }
             if t < newest.saturating_sub(window) {
                 return Err(Error::OutOfOrder {
                     series: SeriesDisplay(table, item.tags().pairs().iter().map(|(k, v)| (k, v)))
@@ -607,6 +619,23 @@ impl TableInner {
             + inner.series.len() * NEW_SERIES_BYTES
             + inner.tag_values.iter().map(ValueDict::bytes).sum::<usize>();
         Ok((inner, bytes))
+    }
+
+    /// Removes rows older than `cutoff` from every series and refuses later writes
+    /// there. Returns the change in bytes held by series.
+    pub(crate) fn drop_before(&mut self, cutoff: i64, config: &StorageConfig) -> isize {
+        self.tiered_until = Some(self.tiered_until.map_or(cutoff, |t| t.max(cutoff)));
+        let mut ctx = SealContext {
+            config,
+            interner: &mut self.interner,
+        };
+        let before = self.series_bytes;
+        for series in &mut self.series {
+            let bytes = series.bytes();
+            series.drop_before(cutoff, &mut ctx);
+            self.series_bytes = self.series_bytes + series.bytes() - bytes;
+        }
+        self.series_bytes as isize - before as isize
     }
 
     /// Seals every non-empty head (for snapshots and tiering).

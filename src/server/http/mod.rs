@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/series", get(prom::series).post(prom::series))
         .route("/api/v1/status/tsdb", get(prom::status_tsdb))
         .route("/api/v1/admin/checkpoint", post(ops::checkpoint))
+        .route("/api/v1/admin/tier", post(ops::tier))
         .route("/metrics", get(ops::metrics))
         .route("/-/healthy", get(ops::healthy))
         .route("/-/ready", get(ops::ready))

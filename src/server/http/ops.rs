@@ -105,3 +105,32 @@ pub async fn healthy() -> &'static str {
 pub async fn ready() -> &'static str {
     "MetricStore is Ready.\n"
 }
+
+/// `POST /api/v1/admin/tier`: runs tiering now (`?now=<ms>` to tier as of another
+/// time, for tests and backfills).
+pub async fn tier(
+    State(state): State<AppState>,
+    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let now = match params.get("now") {
+        None => crate::server::now_ms(),
+        Some(v) => v
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("now={v:?} is not milliseconds")))?,
+    };
+    let report = state.store.run_tiering(now).await?;
+    let body = match report {
+        None => serde_json::json!({"status": "error", "error": "no cold tier configured"}),
+        Some(r) => serde_json::json!({
+            "status": "success",
+            "data": {
+                "tables": r.tables,
+                "rows": r.rows,
+                "files": r.files,
+                "bytes": r.bytes,
+                "millis": r.elapsed.as_millis() as u64,
+            }
+        }),
+    };
+    Ok(axum::Json(body).into_response())
+}

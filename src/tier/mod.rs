@@ -1,0 +1,298 @@
+//! The cold tier: retention policies, Parquet files on an object store, the manifest,
+//! and the tiering run that moves aging rows out of memory.
+//!
+//! ```text
+//!  run_tiering(now):  per table, cutoff = (now - hot_for) aligned down to the chunk span
+//!     hot rows in [tiered_until, cutoff) ──sorted by tags, time──► one Parquet file per
+//!     UTC day: <root>/<table>/level=raw/date=<yyyy-mm-dd>/<from>-<to>.parquet
+//!     ──► manifest version n+1 (files + tiered_until = cutoff) ──► swap in memory
+//!     ──► drop the hot rows before cutoff (and refuse writes there from now on)
+//! ```
+//! Readers (see [`crate::query`]) take the manifest and scan the hot tier only from
+//! its `tiered_until`, so each row is read from exactly one tier. A hot snapshot taken
+//! after a later commit is detected (the manifest version moved) and the query fails
+//! rather than miss the rows that commit dropped; tiering waits for planned queries
+//! to start before dropping, so in practice that never happens.
+//!
+//! Hot rows are dropped only after the file and the manifest are written: a failure
+//! anywhere before leaves everything in memory, and the next run redoes the work
+//! (files are named deterministically, so a rerun overwrites its own leftovers).
+
+mod manifest;
+mod parquet;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::execution::object_store::ObjectStoreUrl;
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use parking_lot::RwLock;
+
+pub use manifest::{FileEntry, Manifest, TableManifest};
+
+use crate::storage::{Storage, TimeRange};
+
+/// Why the cold tier failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TierError {
+    /// The object store refused or failed an operation.
+    #[error("cold tier: {0}")]
+    Store(#[from] object_store::Error),
+    /// A manifest could not be read or written.
+    #[error("cold tier manifest {path}: {message}")]
+    Manifest {
+        /// The manifest object.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Writing Parquet failed.
+    #[error("cold tier: writing Parquet for table {table:?}: {message}")]
+    Parquet {
+        /// The table.
+        table: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The hot tier could not be read.
+    #[error("cold tier: {0}")]
+    Hot(#[from] crate::Error),
+    /// The configuration is unusable.
+    #[error("cold tier configuration: {0}")]
+    Config(String),
+}
+
+/// How long a table's rows stay hot. The first policy whose glob matches the table
+/// name applies; [`TierConfig::default_hot_for`] covers the rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetentionPolicy {
+    /// Table name glob: `*` matches any run of characters, `?` one character.
+    pub tables: String,
+    /// How long rows stay in memory.
+    pub hot_for: Duration,
+}
+
+/// Where the cold tier lives and what moves there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierConfig {
+    /// Root directory of the Parquet files and the manifest.
+    pub dir: PathBuf,
+    /// Policies, first match wins.
+    pub policies: Vec<RetentionPolicy>,
+    /// How long rows of tables no policy names stay in memory.
+    pub default_hot_for: Duration,
+}
+
+impl TierConfig {
+    /// Local files under `dir`, everything hot for a day.
+    pub fn new(dir: impl Into<PathBuf>) -> TierConfig {
+        TierConfig {
+            dir: dir.into(),
+            policies: Vec::new(),
+            default_hot_for: Duration::from_secs(24 * 3600),
+        }
+    }
+
+    /// How long rows of `table` stay hot.
+    pub fn hot_for(&self, table: &str) -> Duration {
+        self.policies
+            .iter()
+            .find(|p| glob(&p.tables, table))
+            .map_or(self.default_hot_for, |p| p.hot_for)
+    }
+}
+
+/// `*` and `?` glob matching over chars.
+fn glob(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    // Classic two-pointer match with backtracking to the last star.
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < n.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == n[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(s) = star {
+            i = s + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|&c| c == '*')
+}
+
+/// What one tiering run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TierReport {
+    /// Tables that moved rows.
+    pub tables: usize,
+    /// Rows written to Parquet (and dropped from memory).
+    pub rows: u64,
+    /// Files written.
+    pub files: usize,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+/// The cold tier of one store.
+#[derive(Debug)]
+pub struct ColdTier {
+    store: Arc<dyn ObjectStore>,
+    url: ObjectStoreUrl,
+    root: Path,
+    config: TierConfig,
+    manifest: RwLock<Arc<Manifest>>,
+    /// One tiering run at a time.
+    running: tokio::sync::Mutex<()>,
+}
+
+impl ColdTier {
+    /// Opens (creating) the cold tier under `config.dir` and reads its manifest.
+    pub async fn open(config: TierConfig) -> Result<ColdTier, TierError> {
+        std::fs::create_dir_all(&config.dir).map_err(|e| {
+            TierError::Config(format!("cannot create {}: {e}", config.dir.display()))
+        })?;
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(&config.dir)?.with_automatic_cleanup(true));
+        let url = ObjectStoreUrl::parse("metricstore-cold://")
+            .map_err(|e| TierError::Config(e.to_string()))?;
+        ColdTier::with_store(config, store, url).await
+    }
+
+    /// The cold tier on any object store (tests wrap stores to inject failures).
+    pub async fn with_store(
+        config: TierConfig,
+        store: Arc<dyn ObjectStore>,
+        url: ObjectStoreUrl,
+    ) -> Result<ColdTier, TierError> {
+        let root = Path::default();
+        let manifest = Manifest::load(store.as_ref(), &root).await?;
+        Ok(ColdTier {
+            store,
+            url,
+            root,
+            config,
+            manifest: RwLock::new(Arc::new(manifest)),
+            running: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The manifest queries plan against.
+    pub fn manifest(&self) -> Arc<Manifest> {
+        self.manifest.read().clone()
+    }
+
+    /// The object store and the URL DataFusion knows it by.
+    pub fn store(&self) -> (&Arc<dyn ObjectStore>, &ObjectStoreUrl) {
+        (&self.store, &self.url)
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &TierConfig {
+        &self.config
+    }
+
+    /// Moves every table's rows older than its hot window (as of `now_ms`) to Parquet.
+    pub async fn run(&self, storage: &Storage, now_ms: i64) -> Result<TierReport, TierError> {
+        let _running = self.running.lock().await;
+        let started = Instant::now();
+        let mut report = TierReport::default();
+        let span = storage.config().chunk_span_ms.max(1);
+        for table in storage.table_names() {
+            let hot_for = self.config.hot_for(&table).as_millis() as i64;
+            // Aligned to the chunk span: no chunk straddles the cutoff, so dropping
+            // the tiered rows frees whole chunks.
+            let cutoff = (now_ms.saturating_sub(hot_for)).div_euclid(span) * span;
+            let current = self.manifest().tiered_until(&table);
+            if current.is_some_and(|t| t >= cutoff) {
+                continue;
+            }
+            let from = current.unwrap_or(i64::MIN);
+            let snapshot = storage.select(&table, &[], TimeRange::new(from, cutoff))?;
+            let written =
+                parquet::write_table(self.store.as_ref(), &self.root, &table, &snapshot).await?;
+            if written.rows == 0 && current.is_none() {
+                continue;
+            }
+            let old = self.manifest();
+            let mut next = (*old).clone();
+            next.version += 1;
+            let entry = next.tables.entry(table.clone()).or_default();
+            entry.tiered_until = cutoff;
+            for tag in &written.tags {
+                if !entry.tags.contains(tag) {
+                    entry.tags.push(tag.clone());
+                }
+            }
+            for field in &written.fields {
+                if !entry.fields.contains(field) {
+                    entry.fields.push(field.clone());
+                }
+            }
+            report.rows += written.rows;
+            report.files += written.files.len();
+            report.bytes += written.files.iter().map(|f| f.bytes).sum::<u64>();
+            entry.files.extend(written.files);
+            next.commit(self.store.as_ref(), &self.root).await?;
+            *self.manifest.write() = Arc::new(next);
+            Manifest::remove_older(self.store.as_ref(), &self.root, old.version).await;
+            // Queries planned on the old manifest scan the hot tier from its older
+            // cutoff: let them take their hot snapshots before the rows go.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            storage.drop_before(&table, cutoff);
+            report.tables += 1;
+        }
+        report.elapsed = started.elapsed();
+        if report.rows > 0 {
+            tracing::info!(
+                tables = report.tables,
+                rows = report.rows,
+                files = report.files,
+                bytes = report.bytes,
+                ms = report.elapsed.as_millis() as u64,
+                "tiering run"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Applies the manifest to a freshly recovered hot tier: rows the cold tier
+    /// already holds (replayed from the WAL) are dropped, and writes before each
+    /// table's `tiered_until` are refused.
+    pub fn reconcile(&self, storage: &Storage) {
+        for (table, entry) in &self.manifest().tables {
+            storage.drop_before(table, entry.tiered_until);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs_match_like_shells() {
+        assert!(glob("*", "anything"));
+        assert!(glob("node_*", "node_cpu"));
+        assert!(!glob("node_*", "go_gc"));
+        assert!(glob("a?c*", "abcdef"));
+        assert!(glob("*_total", "http_requests_total"));
+        assert!(!glob("*_total", "http_requests_totals"));
+        assert!(glob("", ""));
+        assert!(!glob("", "x"));
+    }
+}
