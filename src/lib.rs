@@ -159,20 +159,34 @@ impl MetricStore {
     /// Tables are the store's tables (catalog `metricstore`, schema `public`); DDL and
     /// DML are refused: data enters through [`MetricStore::write`].
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        let options = datafusion::execution::context::SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false);
-        let frame = self.session.sql_with_options(sql, options).await?;
-        Ok(frame.collect().await?)
+        Ok(self.frame(sql).await?.collect().await?)
     }
 
     /// Runs one SQL statement and streams its result batch by batch.
     pub async fn sql_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        let options = datafusion::execution::context::SQLOptions::new()
+        Ok(self.frame(sql).await?.execute_stream().await?)
+    }
+
+    /// Plans a statement: queries, `EXPLAIN`, and `COPY (query) TO 'path' STORED AS
+    /// PARQUET|CSV|JSON` (export; it writes where this process can). DDL and
+    /// `INSERT`/`UPDATE`/`DELETE` are refused: data enters through writes.
+    async fn frame(&self, sql: &str) -> Result<datafusion::dataframe::DataFrame> {
+        use datafusion::logical_expr::LogicalPlan;
+        let state = self.session.state();
+        let plan = state.create_logical_plan(sql).await?;
+        datafusion::execution::context::SQLOptions::new()
             .with_allow_ddl(false)
-            .with_allow_dml(false);
-        let frame = self.session.sql_with_options(sql, options).await?;
-        Ok(frame.execute_stream().await?)
+            .verify_plan(&plan)?;
+        if let LogicalPlan::Dml(dml) = &plan {
+            return Err(Error::Query(datafusion::error::DataFusionError::Plan(
+                format!(
+                    "{} is not supported: data enters through writes (line protocol, \
+                 remote_write, MetricStore::write)",
+                    dml.op
+                ),
+            )));
+        }
+        Ok(self.session.execute_logical_plan(plan).await?)
     }
 
     /// The DataFusion session, for registering functions or building plans.

@@ -209,3 +209,96 @@ async fn many_small_tiering_steps_keep_every_row() {
         );
     }
 }
+
+/// `host, count, sum(user), min(time), max(time)` per host, from MetricStore.
+async fn per_host(store: &MetricStore) -> serde_json::Value {
+    let q = "SELECT host, count(*), sum(user), CAST(min(time) AS BIGINT), \
+             CAST(max(time) AS BIGINT) FROM cpu GROUP BY host ORDER BY host";
+    let batches = store.sql(q).await.unwrap();
+    let mut out = Vec::new();
+    for b in &batches {
+        for r in 0..b.num_rows() {
+            let host = arrow::util::display::array_value_to_string(b.column(0), r).unwrap();
+            let n = arrow::util::display::array_value_to_string(b.column(1), r).unwrap();
+            let sum = arrow::util::display::array_value_to_string(b.column(2), r).unwrap();
+            let min = arrow::util::display::array_value_to_string(b.column(3), r).unwrap();
+            let max = arrow::util::display::array_value_to_string(b.column(4), r).unwrap();
+            out.push(serde_json::json!([
+                host,
+                n.parse::<i64>().unwrap(),
+                sum.parse::<f64>().unwrap(),
+                min.parse::<i64>().unwrap(),
+                max.parse::<i64>().unwrap()
+            ]));
+        }
+    }
+    serde_json::Value::Array(out)
+}
+
+fn duckdb(glob: &Path) -> Option<serde_json::Value> {
+    let Some(python) = std::env::var_os("METRICSTORE_PYTHON") else {
+        assert!(
+            std::env::var_os("METRICSTORE_CI").is_none(),
+            "METRICSTORE_PYTHON is not set but CI must run the DuckDB check"
+        );
+        println!("note: METRICSTORE_PYTHON not set; skipping the DuckDB check");
+        return None;
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/duckdb_check.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(glob)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_and_tiered_files_read_the_same_in_duckdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(tiered(dir.path())).unwrap();
+    for b in batches(false) {
+        store.write(&b).unwrap();
+    }
+    let expected = per_host(&store).await;
+    // Export everything with COPY, then tier everything.
+    let export = dir.path().join("export.parquet");
+    let copied = store
+        .sql(&format!(
+            "COPY (SELECT * FROM cpu) TO '{}' STORED AS PARQUET",
+            export.display()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        arrow::util::display::array_value_to_string(copied[0].column(0), 0).unwrap(),
+        (3 * 24 * 4 * 4).to_string()
+    );
+    store.run_tiering(START + 4 * DAY).await.unwrap();
+    assert_eq!(store.stats().total.rows, 0);
+    assert_eq!(per_host(&store).await, expected);
+    let insert = store
+        .sql("INSERT INTO cpu (host, time, user) VALUES ('x', now(), 1)")
+        .await;
+    assert!(
+        insert
+            .unwrap_err()
+            .to_string()
+            .contains("data enters through writes")
+    );
+
+    if let Some(from_export) = duckdb(&export) {
+        assert_eq!(from_export, expected, "DuckDB over the COPY export");
+        let tiered = dir.path().join("cold/cpu/level=raw/*/*.parquet");
+        assert_eq!(
+            duckdb(&tiered),
+            Some(expected),
+            "DuckDB over the tiered files"
+        );
+    }
+}
