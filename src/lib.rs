@@ -42,6 +42,7 @@
 //! - [`query`]: the DataFusion catalog, table providers, pushdown, optimizer rule.
 //! - [`ingest`]: wire formats (remote_write, line protocol, StatsD, Prometheus text)
 //!   into write batches.
+//! - [`tier`]: the cold tier: Parquet files on an object store, the manifest, tiering.
 //! - [`server`]: the `metricstore serve` HTTP and StatsD front end.
 //! - [`workload`]: the seeded TSBS workload shared by tests and benches.
 
