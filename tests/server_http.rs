@@ -610,3 +610,56 @@ async fn refused_samples_are_reported_and_the_rest_is_stored() {
     assert!(metrics.contains("reason=\"too_old\"} 2"), "{metrics}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn retention_policies_and_tiering_over_http() {
+    let server = Server::start(Server::without_statsd()).await;
+    let (status, body) = server.json("GET", "/api/v1/admin/retention", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["default_hot_for_secs"], 86_400);
+    let repeated = r#"{"default_hot_for_secs": 60, "policies": [
+        {"tables": "cpu*", "hot_for_secs": 60}, {"tables": "cpu*", "hot_for_secs": 5}]}"#;
+    let (status, body) = server
+        .json("PUT", "/api/v1/admin/retention", repeated)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("repeats"),
+        "{body}"
+    );
+    let policies = r#"{"default_hot_for_secs": 86400, "policies": [
+        {"tables": "cpu*", "hot_for_secs": 3600}]}"#;
+    let (status, body) = server
+        .json("PUT", "/api/v1/admin/retention", policies)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["policies"][0]["tables"], "cpu*");
+
+    let mut lines = String::new();
+    for i in 0..48 {
+        lines.push_str(&format!("cpu,host=a usage={i} {}\n", i * 3_600_000));
+        lines.push_str(&format!("mem,host=a used={i} {}\n", i * 3_600_000));
+    }
+    let (status, _, _) = server
+        .request("POST", "/write?precision=ms", &[], lines.as_bytes())
+        .await;
+    assert_eq!(status, 204);
+    // As of hour 48: cpu keeps one hour hot, mem (default) a day.
+    let (status, body) = server
+        .json("POST", "/api/v1/admin/tier?now=172800000", "")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["tables"], 2, "{body}");
+    assert_eq!(body["data"]["rows"], 47 + 24, "{body}");
+    for table in ["cpu", "mem"] {
+        let (_, body) = server
+            .json(
+                "POST",
+                "/api/v1/sql",
+                &format!("SELECT count(*) FROM {table}"),
+            )
+            .await;
+        assert_eq!(body["rows"][0][0], 48, "{table}: {body}");
+    }
+    server.stop().await;
+}

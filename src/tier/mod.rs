@@ -151,7 +151,8 @@ pub struct ColdTier {
     store: Arc<dyn ObjectStore>,
     url: ObjectStoreUrl,
     root: Path,
-    config: TierConfig,
+    /// Policies change through the admin API; a change applies from the next run.
+    config: RwLock<TierConfig>,
     manifest: RwLock<Arc<Manifest>>,
     /// One tiering run at a time.
     running: tokio::sync::Mutex<()>,
@@ -182,7 +183,7 @@ impl ColdTier {
             store,
             url,
             root,
-            config,
+            config: RwLock::new(config),
             manifest: RwLock::new(Arc::new(manifest)),
             running: tokio::sync::Mutex::new(()),
         })
@@ -199,8 +200,32 @@ impl ColdTier {
     }
 
     /// The settings in force.
-    pub fn config(&self) -> &TierConfig {
-        &self.config
+    pub fn config(&self) -> TierConfig {
+        self.config.read().clone()
+    }
+
+    /// Replaces the retention policies (from the next run on). Refuses empty globs
+    /// and repeated ones, naming them.
+    pub fn set_policies(
+        &self,
+        policies: Vec<RetentionPolicy>,
+        default_hot_for: Duration,
+    ) -> Result<(), TierError> {
+        for (i, p) in policies.iter().enumerate() {
+            if p.tables.is_empty() {
+                return Err(TierError::Config(format!("policy {i}: empty table glob")));
+            }
+            if policies[..i].iter().any(|q| q.tables == p.tables) {
+                return Err(TierError::Config(format!(
+                    "policy {i}: glob {:?} repeats an earlier policy (first match wins, so it would never apply)",
+                    p.tables
+                )));
+            }
+        }
+        let mut config = self.config.write();
+        config.policies = policies;
+        config.default_hot_for = default_hot_for;
+        Ok(())
     }
 
     /// Moves every table's rows older than its hot window (as of `now_ms`) to Parquet.
@@ -210,7 +235,7 @@ impl ColdTier {
         let mut report = TierReport::default();
         let span = storage.config().chunk_span_ms.max(1);
         for table in storage.table_names() {
-            let hot_for = self.config.hot_for(&table).as_millis() as i64;
+            let hot_for = self.config.read().hot_for(&table).as_millis() as i64;
             // Aligned to the chunk span: no chunk straddles the cutoff, so dropping
             // the tiered rows frees whole chunks.
             let cutoff = (now_ms.saturating_sub(hot_for)).div_euclid(span) * span;

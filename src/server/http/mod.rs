@@ -55,6 +55,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/tsdb", get(prom::status_tsdb))
         .route("/api/v1/admin/checkpoint", post(ops::checkpoint))
         .route("/api/v1/admin/tier", post(ops::tier))
+        .route(
+            "/api/v1/admin/retention",
+            get(ops::retention).put(ops::set_retention),
+        )
         .route("/metrics", get(ops::metrics))
         .route("/-/healthy", get(ops::healthy))
         .route("/-/ready", get(ops::ready))
