@@ -43,6 +43,7 @@
 //! - [`ingest`]: wire formats (remote_write, line protocol, StatsD, Prometheus text)
 //!   into write batches.
 //! - [`server`]: the `metricstore serve` HTTP and StatsD front end.
+//! - [`sketch`]: the DDSketch quantile sketch (SQL functions and, later, rollups).
 //! - [`workload`]: the seeded TSBS workload shared by tests and benches.
 
 mod background;
@@ -50,6 +51,7 @@ pub mod ingest;
 pub mod model;
 pub mod query;
 pub mod server;
+pub mod sketch;
 pub mod storage;
 pub mod workload;
 
