@@ -401,8 +401,10 @@ mod tests {
     fn values() -> impl Strategy<Value = Vec<f64>> {
         let magnitude = prop_oneof![
             -1e6..1e6f64,
-            (-30.0..30.0f64).prop_map(|e| 10f64.powf(e)),
-            (-30.0..30.0f64).prop_map(|e| -(10f64.powf(e))),
+            // Within the span one store holds without folding (see MAX_BINS) at the
+            // finest accuracy tested: 10^16 needs 3,700 buckets at 0.5%.
+            (-8.0..8.0f64).prop_map(|e| 10f64.powf(e)),
+            (-8.0..8.0f64).prop_map(|e| -(10f64.powf(e))),
             Just(0.0),
         ];
         prop::collection::vec(magnitude, 1..400)
@@ -412,7 +414,7 @@ mod tests {
         #[test]
         fn quantiles_within_relative_error(
             parts in prop::collection::vec(values(), 1..4),
-            alpha in prop_oneof![Just(0.01), 0.001..0.1f64],
+            alpha in prop_oneof![Just(0.01), 0.005..0.2f64],
             qs in prop::collection::vec(0.0..=1.0f64, 1..10),
         ) {
             // Build one sketch per part and merge them through the serialized form, as

@@ -189,8 +189,10 @@ mod tests {
         // delta ignores the reset: 15 - 10, extrapolated the same way (no zero clamp).
         let d = extrapolated(&s, Some((0, 60 * S)), false, false).unwrap();
         assert!((d - 5.0 * 60.0 / 45.0).abs() < 1e-12, "{d}");
-        // irate after a reset: the last value over 15 s.
-        assert_eq!(irate(&s), Some(15.0 / 15.0));
+        // irate: the last two samples, 5 -> 15 over 15 s.
+        assert_eq!(irate(&s), Some(10.0 / 15.0));
+        // irate right after a reset: the last value itself over 15 s.
+        assert_eq!(irate(&s[..3]), Some(5.0 / 15.0));
         // Counter starting near zero: 1, 31 at 50, 65 s in (0, 80]: result 30,
         // to_zero = 15 * 1/30 = 0.5 s < to_start (15 s, below threshold 16.5 s).
         // to_end = 15 s. increase = 30 * (15 + 0.5 + 15) / 15 = 61.
