@@ -6,8 +6,9 @@
 //! `extrapolatedRate`, `instantValue`, `resets`, `linearRegression`) in the most direct
 //! way, independently of `src/query/functions`.
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int64Type};
+use futures::TryStreamExt;
 use metricstore::ingest::line_protocol::{Precision, parse_strict};
 use metricstore::{Config, MetricStore, StorageConfig};
 use proptest::prelude::*;
@@ -177,12 +178,22 @@ fn close(got: Option<f64>, want: Option<f64>, scale: f64) -> bool {
 }
 
 fn f64_column(batch: &RecordBatch, i: usize) -> Vec<Option<f64>> {
-    batch.column(i).as_primitive::<Float64Type>().iter().collect()
+    batch
+        .column(i)
+        .as_primitive::<Float64Type>()
+        .iter()
+        .collect()
 }
 
 async fn query(store: &MetricStore, sql: &str) -> RecordBatch {
-    let batches = store.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat")
+    let stream = store
+        .sql_stream(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    // The stream's schema, so that an empty result is an empty batch.
+    let schema = stream.schema();
+    let batches: Vec<RecordBatch> = stream.try_collect().await.expect("execute");
+    arrow::compute::concat_batches(&schema, &batches).expect("concat")
 }
 
 const Q: f64 = 0.9;
@@ -198,22 +209,23 @@ async fn check(all: Vec<Points>) -> Result<(), TestCaseError> {
         .collect();
     groups.push(("zz".to_string(), vec![(1, Some(1.0))]));
     let sql = format!(
-        "SELECT CAST(host AS VARCHAR), rate(value, time), increase(value, time), \
-         delta(value, time), irate(value, time), deriv(value, time), \
-         predict_linear(value, time, 60), percentile(value, {Q}), first(value, time), \
-         last(value, time), \
-         rate(value, time, to_timestamp_millis(10000), to_timestamp_millis(700000)), \
-         increase(value, time, to_timestamp_millis(10000), to_timestamp_millis(700000)), \
-         delta(value, time, to_timestamp_millis(10000), to_timestamp_millis(700000)), \
-         sketch_quantile(quantile_sketch(value), {Q}), \
-         m4(value, time)['min'], m4(value, time)['max'], \
-         resets(value, time) \
+        "SELECT CAST(host AS VARCHAR) AS h, rate(value, time) AS c1, increase(value, time) AS c2, \
+         delta(value, time) AS c3, irate(value, time) AS c4, deriv(value, time) AS c5, \
+         predict_linear(value, time, 60) AS c6, percentile(value, {Q}) AS c7, \
+         first(value, time) AS c8, last(value, time) AS c9, \
+         rate(value, time, to_timestamp_millis(10000), to_timestamp_millis(700000)) AS c10, \
+         increase(value, time, to_timestamp_millis(10000), to_timestamp_millis(700000)) AS c11, \
+         delta(value, time, to_timestamp_millis(10000), to_timestamp_millis(700000)) AS c12, \
+         sketch_quantile(quantile_sketch(value), {Q}) AS c13, \
+         m4(value, time)['min'] AS c14, m4(value, time)['max'] AS c15, \
+         resets(value, time) AS c16 \
          FROM m WHERE time >= to_timestamp_millis(10000) AND time <= to_timestamp_millis(700000) \
          GROUP BY host ORDER BY host"
     );
     let batch = query(&store, &sql).await;
-    let hosts: Vec<String> = batch
-        .column(0)
+    let hosts = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
+        .expect("host as Utf8");
+    let hosts: Vec<String> = hosts
         .as_string::<i32>()
         .iter()
         .map(|h| h.unwrap_or_default().to_string())
@@ -244,7 +256,9 @@ async fn check(all: Vec<Points>) -> Result<(), TestCaseError> {
             naive_extrapolated(&s, None, true, false),
             naive_extrapolated(&s, None, false, false),
             naive_irate(&s),
-            s.first().and_then(|p| naive_regression(&s, p.0)).map(|r| r.0),
+            s.first()
+                .and_then(|p| naive_regression(&s, p.0))
+                .map(|r| r.0),
             reg.map(|(slope, intercept)| intercept + slope * 60.0),
             naive_percentile(&s, Q),
             s.iter().min_by(|a, b| a.0.total_cmp(&b.0)).map(|p| p.1),
@@ -254,8 +268,18 @@ async fn check(all: Vec<Points>) -> Result<(), TestCaseError> {
             naive_extrapolated(&s, Some(RANGE), false, false),
         ];
         let names = [
-            "rate", "increase", "delta", "irate", "deriv", "predict_linear", "percentile",
-            "first", "last", "rate[range]", "increase[range]", "delta[range]",
+            "rate",
+            "increase",
+            "delta",
+            "irate",
+            "deriv",
+            "predict_linear",
+            "percentile",
+            "first",
+            "last",
+            "rate[range]",
+            "increase[range]",
+            "delta[range]",
         ];
         for (k, w) in want.iter().enumerate() {
             // Regression results are compared with a tolerance scaled by the values,
@@ -296,8 +320,8 @@ async fn check(all: Vec<Points>) -> Result<(), TestCaseError> {
     let batch = query(
         &store,
         &format!(
-            "SELECT increase(value, time), percentile(value, {Q}), last(value, time), \
-             resets(value, time) FROM m"
+            "SELECT increase(value, time) AS a, percentile(value, {Q}) AS b, \
+             last(value, time) AS c, resets(value, time) AS d FROM m"
         ),
     )
     .await;

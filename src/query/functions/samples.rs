@@ -179,9 +179,10 @@ impl AggregateUDFImpl for SampleAggregate {
         let name = self.kind.name();
         let (min, max) = self.kind.arity();
         check_arity(name, arg_types.len(), min, max)?;
-        if matches!(self.kind, Kind::Rate | Kind::Increase | Kind::Delta) && arg_types.len() == 3
-        {
-            return plan_err!("{name} takes (value, time) or (value, time, range_start, range_end)");
+        if matches!(self.kind, Kind::Rate | Kind::Increase | Kind::Delta) && arg_types.len() == 3 {
+            return plan_err!(
+                "{name} takes (value, time) or (value, time, range_start, range_end)"
+            );
         }
         let mut out = vec![
             coerce_value(name, 1, &arg_types[0])?,
@@ -316,7 +317,7 @@ impl Accumulator for SampleAccumulator {
         Ok(())
     }
 
-    fn evaluate(&mut self, ) -> Result<ScalarValue> {
+    fn evaluate(&mut self) -> Result<ScalarValue> {
         let s = self.samples.sorted();
         let range = self.lo.zip(self.hi);
         Ok(match self.kind {

@@ -228,7 +228,9 @@ impl AggregateUDFImpl for M4 {
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         let time = match arg_types.get(1) {
-            Some(DataType::Timestamp(_, tz)) => DataType::Timestamp(TimeUnit::Nanosecond, tz.clone()),
+            Some(DataType::Timestamp(_, tz)) => {
+                DataType::Timestamp(TimeUnit::Nanosecond, tz.clone())
+            }
             _ => DataType::Timestamp(TimeUnit::Nanosecond, None),
         };
         Ok(DataType::Struct(m4_fields(&time)))
@@ -246,8 +248,16 @@ impl AggregateUDFImpl for M4 {
             .iter()
             .flat_map(|s| {
                 [
-                    Arc::new(Field::new(format!("{}[{s}]", args.name), DataType::Float64, true)),
-                    Arc::new(Field::new(format!("{}[{s}_time]", args.name), DataType::Int64, true)),
+                    Arc::new(Field::new(
+                        format!("{}[{s}]", args.name),
+                        DataType::Float64,
+                        true,
+                    )),
+                    Arc::new(Field::new(
+                        format!("{}[{s}_time]", args.name),
+                        DataType::Int64,
+                        true,
+                    )),
                 ]
             })
             .collect())
