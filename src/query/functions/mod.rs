@@ -30,6 +30,9 @@
 //! - **Order-free and mergeable**: nothing needs sorted input; every accumulator has a
 //!   state that DataFusion merges across partitions, so results do not depend on how
 //!   the scan split the series. Ties on time are broken by value (IEEE total order).
+//! - **Windows**: every aggregate also works with `OVER (... ROWS/RANGE ...)`. The
+//!   counter, trend and percentile buffers retract their oldest rows; `first`, `last`,
+//!   `m4` and the sketches recompute each frame ([`Recompute`]), O(frame) per row.
 //! - **Errors**: wrong argument counts or types, a quantile outside `[0, 1]` or a
 //!   non-literal parameter are planning errors (`DataFusionError::Plan`) that name the
 //!   function and the argument.
@@ -41,12 +44,13 @@ pub mod select;
 pub mod sketch;
 pub mod trend;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Schema, TimeUnit};
-use datafusion::common::{Result, ScalarValue, plan_err};
-use datafusion::logical_expr::ColumnarValue;
+use datafusion::common::{Result, ScalarValue, internal_err, plan_err};
+use datafusion::logical_expr::{Accumulator, ColumnarValue};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 
@@ -132,5 +136,91 @@ pub(crate) fn check_quantile(function: &str, q: f64) -> Result<f64> {
         Ok(q)
     } else {
         plan_err!("{function}: quantile must lie in [0, 1], got {q}")
+    }
+}
+
+/// Makes a fresh (empty) accumulator; see [`Recompute`].
+pub(crate) type AccumulatorFactory = Box<dyn Fn() -> Box<dyn Accumulator> + Send + Sync>;
+
+/// The sliding-window form of an accumulator that cannot retract cheaply (`first`,
+/// `last`, `m4`, the sketches): it keeps the frame's rows and evaluates them with a
+/// fresh accumulator, O(frame) per output row. DataFusion refuses sliding frames for
+/// aggregates without `retract_batch`, so this is what makes `OVER (ROWS ...)` work.
+pub(crate) struct Recompute {
+    fresh: AccumulatorFactory,
+    rows: VecDeque<Vec<ScalarValue>>,
+}
+
+impl Recompute {
+    pub fn new(fresh: AccumulatorFactory) -> Box<dyn Accumulator> {
+        Box::new(Recompute {
+            fresh,
+            rows: VecDeque::new(),
+        })
+    }
+
+    fn replay(&self) -> Result<Box<dyn Accumulator>> {
+        let mut acc = (self.fresh)();
+        if let Some(first) = self.rows.front() {
+            let arrays = (0..first.len())
+                .map(|c| ScalarValue::iter_to_array(self.rows.iter().map(|r| r[c].clone())))
+                .collect::<Result<Vec<_>>>()?;
+            acc.update_batch(&arrays)?;
+        }
+        Ok(acc)
+    }
+}
+
+impl std::fmt::Debug for Recompute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recompute")
+            .field("rows", &self.rows.len())
+            .finish()
+    }
+}
+
+impl Accumulator for Recompute {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let n = values.first().map_or(0, |a| a.len());
+        for i in 0..n {
+            let row = values
+                .iter()
+                .map(|a| ScalarValue::try_from_array(a, i))
+                .collect::<Result<Vec<_>>>()?;
+            self.rows.push_back(row);
+        }
+        Ok(())
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        // Frames leave in arrival order, NULL rows included (they were kept too).
+        let n = values.first().map_or(0, |a| a.len());
+        self.rows.drain(..n.min(self.rows.len()));
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.replay()?.evaluate()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.replay()?.state()
+    }
+
+    fn merge_batch(&mut self, _states: &[ArrayRef]) -> Result<()> {
+        internal_err!("window accumulators are not merged")
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self
+                .rows
+                .iter()
+                .flat_map(|r| r.iter().map(ScalarValue::size))
+                .sum::<usize>()
     }
 }

@@ -37,7 +37,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
 
-use super::{check_arity, coerce_time, coerce_value};
+use super::{Recompute, check_arity, coerce_time, coerce_value};
 
 /// `first`, `last` and `m4`.
 pub fn functions() -> Vec<AggregateUDF> {
@@ -102,6 +102,15 @@ impl AggregateUDFImpl for FirstLast {
         }))
     }
 
+    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let empty = FirstLastAccumulator {
+            last: self.last,
+            data_type: args.return_type().clone(),
+            best: None,
+        };
+        Ok(Recompute::new(Box::new(move || Box::new(empty.clone()))))
+    }
+
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(vec![
             Arc::new(Field::new(
@@ -122,7 +131,7 @@ impl AggregateUDFImpl for FirstLast {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct FirstLastAccumulator {
     last: bool,
     data_type: DataType,
@@ -241,6 +250,16 @@ impl AggregateUDFImpl for M4 {
             return_type: args.return_type().clone(),
             points: [None; 4],
         }))
+    }
+
+    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let return_type = args.return_type().clone();
+        Ok(Recompute::new(Box::new(move || {
+            Box::new(M4Accumulator {
+                return_type: return_type.clone(),
+                points: [None; 4],
+            })
+        })))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {

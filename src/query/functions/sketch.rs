@@ -42,7 +42,7 @@ use datafusion::logical_expr::{
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::{check_arity, check_quantile, coerce_value, literal_f64, scalar_f64};
+use super::{Recompute, check_arity, check_quantile, coerce_value, literal_f64, scalar_f64};
 use crate::sketch::{DDSketch, DEFAULT_RELATIVE_ACCURACY};
 
 /// `quantile_sketch` and `sketch_merge`.
@@ -91,6 +91,30 @@ impl SketchAggregate {
     }
 }
 
+impl SketchAggregate {
+    /// An empty accumulator; a bad relative accuracy is a planning error.
+    fn make(&self, args: AccumulatorArgs) -> Result<SketchAccumulator> {
+        let sketch = if self.merge {
+            None
+        } else {
+            let alpha = match args.exprs.get(1) {
+                Some(e) => literal_f64(self.name(), "argument 2 (relative_accuracy)", e)?,
+                None => DEFAULT_RELATIVE_ACCURACY,
+            };
+            let sketch = DDSketch::new(alpha).map_err(|e| {
+                DataFusionError::Plan(format!(
+                    "quantile_sketch: argument 2 (relative_accuracy): {e}"
+                ))
+            })?;
+            Some(sketch)
+        };
+        Ok(SketchAccumulator {
+            merge: self.merge,
+            sketch,
+        })
+    }
+}
+
 impl AggregateUDFImpl for SketchAggregate {
     fn name(&self) -> &str {
         if self.merge {
@@ -123,24 +147,13 @@ impl AggregateUDFImpl for SketchAggregate {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let sketch = if self.merge {
-            None
-        } else {
-            let alpha = match args.exprs.get(1) {
-                Some(e) => literal_f64(self.name(), "argument 2 (relative_accuracy)", e)?,
-                None => DEFAULT_RELATIVE_ACCURACY,
-            };
-            let sketch = DDSketch::new(alpha).map_err(|e| {
-                DataFusionError::Plan(format!(
-                    "quantile_sketch: argument 2 (relative_accuracy): {e}"
-                ))
-            })?;
-            Some(sketch)
-        };
-        Ok(Box::new(SketchAccumulator {
-            merge: self.merge,
-            sketch,
-        }))
+        Ok(Box::new(self.make(args)?))
+    }
+
+    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        // Built once so that a bad accuracy fails here; each frame starts from a copy.
+        let empty = self.make(args)?;
+        Ok(Recompute::new(Box::new(move || Box::new(empty.clone()))))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -156,7 +169,7 @@ impl AggregateUDFImpl for SketchAggregate {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct SketchAccumulator {
     merge: bool,
     /// `None` until `sketch_merge` sees its first sketch (which sets the accuracy).
