@@ -152,7 +152,7 @@ pub(crate) struct Recompute {
 }
 
 impl Recompute {
-    pub fn new(fresh: AccumulatorFactory) -> Box<dyn Accumulator> {
+    pub fn boxed(fresh: AccumulatorFactory) -> Box<dyn Accumulator> {
         Box::new(Recompute {
             fresh,
             rows: VecDeque::new(),

@@ -108,7 +108,7 @@ impl AggregateUDFImpl for FirstLast {
             data_type: args.return_type().clone(),
             best: None,
         };
-        Ok(Recompute::new(Box::new(move || Box::new(empty.clone()))))
+        Ok(Recompute::boxed(Box::new(move || Box::new(empty.clone()))))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -254,7 +254,7 @@ impl AggregateUDFImpl for M4 {
 
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let return_type = args.return_type().clone();
-        Ok(Recompute::new(Box::new(move || {
+        Ok(Recompute::boxed(Box::new(move || {
             Box::new(M4Accumulator {
                 return_type: return_type.clone(),
                 points: [None; 4],

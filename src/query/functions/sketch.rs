@@ -153,7 +153,7 @@ impl AggregateUDFImpl for SketchAggregate {
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         // Built once so that a bad accuracy fails here; each frame starts from a copy.
         let empty = self.make(args)?;
-        Ok(Recompute::new(Box::new(move || Box::new(empty.clone()))))
+        Ok(Recompute::boxed(Box::new(move || Box::new(empty.clone()))))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
