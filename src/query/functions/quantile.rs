@@ -32,7 +32,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Float64Array};
+use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, ListArray};
+use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::cast::{as_float64_array, as_list_array};
 use datafusion::common::utils::SingleRowListArrayBuilder;
@@ -40,8 +41,8 @@ use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 use super::{check_arity, check_quantile, coerce_value, literal_f64};
@@ -138,6 +139,124 @@ impl AggregateUDFImpl for Percentile {
 
     fn order_sensitivity(&self) -> AggregateOrderSensitivity {
         AggregateOrderSensitivity::Insensitive
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        let q = match self.fixed {
+            Some(bits) => f64::from_bits(bits),
+            None => check_quantile(
+                self.name,
+                literal_f64(self.name, "argument 2 (q)", &args.exprs[1])?,
+            )?,
+        };
+        Ok(Box::new(PercentileGroups {
+            q,
+            groups: Vec::new(),
+        }))
+    }
+}
+
+/// The per-group form (DataFusion's fast path for GROUP BY): one value vector per
+/// group instead of one boxed accumulator per group.
+#[derive(Debug)]
+struct PercentileGroups {
+    q: f64,
+    groups: Vec<Vec<f64>>,
+}
+
+/// The lists of `groups` as one list array (the state column).
+fn lists(groups: &[Vec<f64>]) -> ArrayRef {
+    let values: Float64Array = groups.iter().flatten().copied().collect();
+    let offsets = OffsetBuffer::from_lengths(groups.iter().map(Vec::len));
+    let field = Arc::new(Field::new_list_field(DataType::Float64, true));
+    Arc::new(ListArray::new(field, offsets, Arc::new(values), None))
+}
+
+/// Whether row `i` passes the aggregate's FILTER clause.
+fn selected(filter: Option<&BooleanArray>, i: usize) -> bool {
+    filter.is_none_or(|f| f.is_valid(i) && f.value(i))
+}
+
+impl GroupsAccumulator for PercentileGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups.resize_with(total_num_groups, Vec::new);
+        let v = as_float64_array(&values[0])?;
+        for (i, &g) in group_indices.iter().enumerate() {
+            if selected(opt_filter, i) && v.is_valid(i) {
+                self.groups[g].push(v.value(i));
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let groups = emit_to.take_needed(&mut self.groups);
+        let out: Float64Array = groups
+            .into_iter()
+            .map(|mut g| nearest_rank(&mut g, self.q))
+            .collect();
+        Ok(Arc::new(out))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        Ok(vec![lists(&emit_to.take_needed(&mut self.groups))])
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups.resize_with(total_num_groups, Vec::new);
+        let lists = as_list_array(&values[0])?;
+        for (row, &g) in group_indices.iter().enumerate() {
+            if lists.is_valid(row) {
+                let v = lists.value(row);
+                self.groups[g].extend(as_float64_array(&v)?.iter().flatten());
+            }
+        }
+        Ok(())
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let v = as_float64_array(&values[0])?;
+        let rows: Vec<Vec<f64>> = (0..v.len())
+            .map(|i| {
+                if selected(opt_filter, i) && v.is_valid(i) {
+                    vec![v.value(i)]
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        Ok(vec![lists(&rows)])
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self
+                .groups
+                .iter()
+                .map(|g| 24 + g.capacity() * 8)
+                .sum::<usize>()
     }
 }
 
