@@ -9,7 +9,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Float64Array, Int64Array};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, new_empty_array,
+};
+use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::cast::{
     as_float64_array, as_int64_array, as_list_array, as_timestamp_nanosecond_array,
@@ -19,7 +22,7 @@ use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
 use super::{check_arity, coerce_time, coerce_value, counter, literal_f64, trend};
@@ -166,6 +169,30 @@ impl SampleAggregate {
     }
 }
 
+impl SampleAggregate {
+    /// `predict_linear`'s constant `t_seconds` (0 for the other functions).
+    fn horizon(&self, args: &AccumulatorArgs) -> Result<f64> {
+        if self.kind != Kind::PredictLinear {
+            return Ok(0.0);
+        }
+        let t = literal_f64("predict_linear", "argument 3 (t_seconds)", &args.exprs[2])?;
+        if !t.is_finite() {
+            return plan_err!("predict_linear: argument 3 (t_seconds) must be finite");
+        }
+        Ok(t)
+    }
+
+    /// Indices of the range-start and range-end (or `at`) arguments, when given.
+    fn bound_args(kind: Kind, n_args: usize) -> (Option<usize>, Option<usize>) {
+        match (kind, n_args) {
+            (Kind::PredictLinear, 4) => (None, Some(3)),
+            (Kind::PredictLinear, _) => (None, None),
+            (_, 4) => (Some(2), Some(3)),
+            _ => (None, None),
+        }
+    }
+}
+
 impl AggregateUDFImpl for SampleAggregate {
     fn name(&self) -> &str {
         self.kind.name()
@@ -207,21 +234,30 @@ impl AggregateUDFImpl for SampleAggregate {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let horizon = if self.kind == Kind::PredictLinear {
-            let t = literal_f64("predict_linear", "argument 3 (t_seconds)", &args.exprs[2])?;
-            if !t.is_finite() {
-                return plan_err!("predict_linear: argument 3 (t_seconds) must be finite");
-            }
-            t
-        } else {
-            0.0
-        };
         Ok(Box::new(SampleAccumulator {
             kind: self.kind,
-            horizon,
+            horizon: self.horizon(&args)?,
             samples: Samples::default(),
             lo: None,
             hi: None,
+        }))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(SampleGroups {
+            kind: self.kind,
+            horizon: self.horizon(&args)?,
+            return_type: args.return_type().clone(),
+            samples: Vec::new(),
+            lo: Vec::new(),
+            hi: Vec::new(),
         }))
     }
 
@@ -246,6 +282,26 @@ impl AggregateUDFImpl for SampleAggregate {
 
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         self.accumulator(args)
+    }
+}
+
+/// The function's value over time-sorted samples.
+fn compute(
+    kind: Kind,
+    horizon: f64,
+    s: &[(i64, f64)],
+    lo: Option<i64>,
+    hi: Option<i64>,
+) -> ScalarValue {
+    let range = lo.zip(hi);
+    match kind {
+        Kind::Rate => ScalarValue::Float64(counter::extrapolated(s, range, true, true)),
+        Kind::Increase => ScalarValue::Float64(counter::extrapolated(s, range, true, false)),
+        Kind::Delta => ScalarValue::Float64(counter::extrapolated(s, range, false, false)),
+        Kind::Irate => ScalarValue::Float64(counter::irate(s)),
+        Kind::Resets => ScalarValue::Int64(counter::resets(s)),
+        Kind::Deriv => ScalarValue::Float64(trend::deriv(s)),
+        Kind::PredictLinear => ScalarValue::Float64(trend::predict_linear(s, horizon, hi)),
     }
 }
 
@@ -285,12 +341,8 @@ impl SampleAccumulator {
 impl Accumulator for SampleAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         self.samples.update(&values[0], &values[1])?;
-        match (self.kind, values.len()) {
-            (Kind::PredictLinear, 4) => self.update_bounds(None, Some(&values[3])),
-            (Kind::PredictLinear, _) => Ok(()),
-            (_, 4) => self.update_bounds(Some(&values[2]), Some(&values[3])),
-            _ => Ok(()),
-        }
+        let (lo, hi) = SampleAggregate::bound_args(self.kind, values.len());
+        self.update_bounds(lo.map(|i| &values[i]), hi.map(|i| &values[i]))
     }
 
     fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
@@ -318,22 +370,202 @@ impl Accumulator for SampleAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let s = self.samples.sorted();
-        let range = self.lo.zip(self.hi);
-        Ok(match self.kind {
-            Kind::Rate => ScalarValue::Float64(counter::extrapolated(&s, range, true, true)),
-            Kind::Increase => ScalarValue::Float64(counter::extrapolated(&s, range, true, false)),
-            Kind::Delta => ScalarValue::Float64(counter::extrapolated(&s, range, false, false)),
-            Kind::Irate => ScalarValue::Float64(counter::irate(&s)),
-            Kind::Resets => ScalarValue::Int64(counter::resets(&s)),
-            Kind::Deriv => ScalarValue::Float64(trend::deriv(&s)),
-            Kind::PredictLinear => {
-                ScalarValue::Float64(trend::predict_linear(&s, self.horizon, self.hi))
-            }
-        })
+        Ok(compute(
+            self.kind,
+            self.horizon,
+            &self.samples.sorted(),
+            self.lo,
+            self.hi,
+        ))
     }
 
     fn size(&self) -> usize {
         std::mem::size_of::<Self>() + self.samples.size()
+    }
+}
+
+/// The per-group form of [`SampleAccumulator`] (DataFusion's GROUP BY fast path).
+#[derive(Debug)]
+struct SampleGroups {
+    kind: Kind,
+    horizon: f64,
+    return_type: DataType,
+    samples: Vec<Vec<(i64, f64)>>,
+    lo: Vec<Option<i64>>,
+    hi: Vec<Option<i64>>,
+}
+
+/// Whether row `i` passes the aggregate's FILTER clause.
+fn selected(filter: Option<&BooleanArray>, i: usize) -> bool {
+    filter.is_none_or(|f| f.is_valid(i) && f.value(i))
+}
+
+/// Per-group samples and bounds as state columns (times, values, lo, hi).
+fn state_arrays(
+    samples: &[Vec<(i64, f64)>],
+    lo: Vec<Option<i64>>,
+    hi: Vec<Option<i64>>,
+) -> Vec<ArrayRef> {
+    let offsets = OffsetBuffer::from_lengths(samples.iter().map(Vec::len));
+    let times: Int64Array = samples.iter().flatten().map(|s| s.0).collect();
+    let values: Float64Array = samples.iter().flatten().map(|s| s.1).collect();
+    let list = |t: DataType, a: ArrayRef| -> ArrayRef {
+        let field = Arc::new(Field::new_list_field(t, true));
+        Arc::new(ListArray::new(field, offsets.clone(), a, None))
+    };
+    vec![
+        list(DataType::Int64, Arc::new(times)),
+        list(DataType::Float64, Arc::new(values)),
+        Arc::new(Int64Array::from(lo)),
+        Arc::new(Int64Array::from(hi)),
+    ]
+}
+
+impl SampleGroups {
+    fn resize(&mut self, n: usize) {
+        self.samples.resize_with(n, Vec::new);
+        self.lo.resize(n, None);
+        self.hi.resize(n, None);
+    }
+}
+
+impl GroupsAccumulator for SampleGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.resize(total_num_groups);
+        let v = as_float64_array(&values[0])?;
+        let t = as_timestamp_nanosecond_array(&values[1])?;
+        let (lo_arg, hi_arg) = SampleAggregate::bound_args(self.kind, values.len());
+        let lo = lo_arg
+            .map(|i| as_timestamp_nanosecond_array(&values[i]))
+            .transpose()?;
+        let hi = hi_arg
+            .map(|i| as_timestamp_nanosecond_array(&values[i]))
+            .transpose()?;
+        for (i, &g) in group_indices.iter().enumerate() {
+            if !selected(opt_filter, i) {
+                continue;
+            }
+            if v.is_valid(i) && t.is_valid(i) {
+                self.samples[g].push((t.value(i), v.value(i)));
+            }
+            if let Some(lo) = lo.filter(|a| a.is_valid(i)) {
+                self.lo[g] = fold(self.lo[g], Some(lo.value(i)), i64::min);
+            }
+            if let Some(hi) = hi.filter(|a| a.is_valid(i)) {
+                self.hi[g] = fold(self.hi[g], Some(hi.value(i)), i64::max);
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let samples = emit_to.take_needed(&mut self.samples);
+        let lo = emit_to.take_needed(&mut self.lo);
+        let hi = emit_to.take_needed(&mut self.hi);
+        if samples.is_empty() {
+            return Ok(new_empty_array(&self.return_type));
+        }
+        let results = samples
+            .into_iter()
+            .zip(lo.into_iter().zip(hi))
+            .map(|(mut s, (lo, hi))| {
+                s.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+                compute(self.kind, self.horizon, &s, lo, hi)
+            });
+        ScalarValue::iter_to_array(results)
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let samples = emit_to.take_needed(&mut self.samples);
+        let lo = emit_to.take_needed(&mut self.lo);
+        let hi = emit_to.take_needed(&mut self.hi);
+        Ok(state_arrays(&samples, lo, hi))
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.resize(total_num_groups);
+        let times = as_list_array(&values[0])?;
+        let vals = as_list_array(&values[1])?;
+        let lo = as_int64_array(&values[2])?;
+        let hi = as_int64_array(&values[3])?;
+        for (row, &g) in group_indices.iter().enumerate() {
+            if times.is_valid(row) && vals.is_valid(row) {
+                let t = times.value(row);
+                let v = vals.value(row);
+                let t = as_int64_array(&t)?;
+                let v = as_float64_array(&v)?;
+                self.samples[g].extend(t.values().iter().copied().zip(v.values().iter().copied()));
+            }
+            if lo.is_valid(row) {
+                self.lo[g] = fold(self.lo[g], Some(lo.value(row)), i64::min);
+            }
+            if hi.is_valid(row) {
+                self.hi[g] = fold(self.hi[g], Some(hi.value(row)), i64::max);
+            }
+        }
+        Ok(())
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let v = as_float64_array(&values[0])?;
+        let t = as_timestamp_nanosecond_array(&values[1])?;
+        let (lo_arg, hi_arg) = SampleAggregate::bound_args(self.kind, values.len());
+        let bound = |arg: Option<usize>, i: usize| -> Result<Option<i64>> {
+            match arg {
+                Some(a) => {
+                    let a = as_timestamp_nanosecond_array(&values[a])?;
+                    Ok(a.is_valid(i).then(|| a.value(i)))
+                }
+                None => Ok(None),
+            }
+        };
+        let n = v.len();
+        let (mut samples, mut lo, mut hi) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for i in 0..n {
+            if !selected(opt_filter, i) {
+                samples.push(Vec::new());
+                lo.push(None);
+                hi.push(None);
+                continue;
+            }
+            samples.push(if v.is_valid(i) && t.is_valid(i) {
+                vec![(t.value(i), v.value(i))]
+            } else {
+                Vec::new()
+            });
+            lo.push(bound(lo_arg, i)?);
+            hi.push(bound(hi_arg, i)?);
+        }
+        Ok(state_arrays(&samples, lo, hi))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self
+                .samples
+                .iter()
+                .map(|s| 24 + s.capacity() * 16)
+                .sum::<usize>()
+            + self.lo.capacity() * 16
+            + self.hi.capacity() * 16
     }
 }
