@@ -34,7 +34,7 @@
 //!   counter, trend and percentile buffers retract their oldest rows; `first`, `last`,
 //!   `m4` and the sketches recompute each frame ([`Recompute`]), O(frame) per row.
 //! - **Errors**: wrong argument counts or types, a quantile outside `[0, 1]` or a
-//!   non-literal parameter are planning errors (`DataFusionError::Plan`) that name the
+//!   non-literal parameter, or `DISTINCT`, are planning errors (`DataFusionError::Plan`) that name the
 //!   function and the argument.
 
 pub mod counter;
@@ -50,6 +50,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Schema, TimeUnit};
 use datafusion::common::{Result, ScalarValue, internal_err, plan_err};
+use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::{Accumulator, ColumnarValue};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
@@ -127,6 +128,16 @@ pub(crate) fn scalar_f64(function: &str, arg: &str, value: &ScalarValue) -> Resu
             "{function}: {arg} must be a number, got {}",
             value.data_type()
         ),
+    }
+}
+
+/// Refuses `f(DISTINCT ...)`: the accumulators would otherwise silently count
+/// duplicates.
+pub(crate) fn no_distinct(function: &str, args: &AccumulatorArgs) -> Result<()> {
+    if args.is_distinct {
+        plan_err!("{function} does not support DISTINCT")
+    } else {
+        Ok(())
     }
 }
 

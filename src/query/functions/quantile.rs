@@ -45,7 +45,7 @@ use datafusion::logical_expr::{
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::{check_arity, check_quantile, coerce_value, literal_f64};
+use super::{check_arity, check_quantile, coerce_value, literal_f64, no_distinct};
 
 /// `percentile` and `median`.
 pub fn aggregate_functions() -> Vec<AggregateUDF> {
@@ -115,6 +115,7 @@ impl AggregateUDFImpl for Percentile {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        no_distinct(self.name, &args)?;
         let q = match self.fixed {
             Some(bits) => f64::from_bits(bits),
             None => check_quantile(
@@ -149,6 +150,7 @@ impl AggregateUDFImpl for Percentile {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
+        no_distinct(self.name, &args)?;
         let q = match self.fixed {
             Some(bits) => f64::from_bits(bits),
             None => check_quantile(

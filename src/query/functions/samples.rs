@@ -25,7 +25,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-use super::{check_arity, coerce_time, coerce_value, counter, literal_f64, trend};
+use super::{check_arity, coerce_time, coerce_value, counter, literal_f64, no_distinct, trend};
 
 /// One group's samples, in arrival order.
 #[derive(Debug, Default, Clone)]
@@ -234,6 +234,7 @@ impl AggregateUDFImpl for SampleAggregate {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        no_distinct(self.kind.name(), &args)?;
         Ok(Box::new(SampleAccumulator {
             kind: self.kind,
             horizon: self.horizon(&args)?,
@@ -251,6 +252,7 @@ impl AggregateUDFImpl for SampleAggregate {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
+        no_distinct(self.kind.name(), &args)?;
         Ok(Box::new(SampleGroups {
             kind: self.kind,
             horizon: self.horizon(&args)?,

@@ -37,7 +37,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
 
-use super::{Recompute, check_arity, coerce_time, coerce_value};
+use super::{Recompute, check_arity, coerce_time, coerce_value, no_distinct};
 
 /// `first`, `last` and `m4`.
 pub fn functions() -> Vec<AggregateUDF> {
@@ -95,6 +95,7 @@ impl AggregateUDFImpl for FirstLast {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        no_distinct(self.name(), &args)?;
         Ok(Box::new(FirstLastAccumulator {
             last: self.last,
             data_type: args.return_type().clone(),
@@ -103,6 +104,7 @@ impl AggregateUDFImpl for FirstLast {
     }
 
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        no_distinct(self.name(), &args)?;
         let empty = FirstLastAccumulator {
             last: self.last,
             data_type: args.return_type().clone(),
@@ -246,6 +248,7 @@ impl AggregateUDFImpl for M4 {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        no_distinct("m4", &args)?;
         Ok(Box::new(M4Accumulator {
             return_type: args.return_type().clone(),
             points: [None; 4],
@@ -253,6 +256,7 @@ impl AggregateUDFImpl for M4 {
     }
 
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        no_distinct("m4", &args)?;
         let return_type = args.return_type().clone();
         Ok(Recompute::boxed(Box::new(move || {
             Box::new(M4Accumulator {

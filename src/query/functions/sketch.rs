@@ -42,7 +42,9 @@ use datafusion::logical_expr::{
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::{Recompute, check_arity, check_quantile, coerce_value, literal_f64, scalar_f64};
+use super::{
+    Recompute, check_arity, check_quantile, coerce_value, literal_f64, no_distinct, scalar_f64,
+};
 use crate::sketch::{DDSketch, DEFAULT_RELATIVE_ACCURACY};
 
 /// `quantile_sketch` and `sketch_merge`.
@@ -94,6 +96,7 @@ impl SketchAggregate {
 impl SketchAggregate {
     /// An empty accumulator; a bad relative accuracy is a planning error.
     fn make(&self, args: AccumulatorArgs) -> Result<SketchAccumulator> {
+        no_distinct(self.name(), &args)?;
         let sketch = if self.merge {
             None
         } else {
