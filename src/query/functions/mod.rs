@@ -32,10 +32,10 @@
 //!   the scan split the series. Ties on time are broken by value (IEEE total order).
 //! - **Windows**: every aggregate also works with `OVER (... ROWS/RANGE ...)`. The
 //!   counter, trend and percentile buffers retract their oldest rows; `first`, `last`,
-//!   `m4` and the sketches recompute each frame ([`Recompute`]), O(frame) per row.
-//! - **Errors**: wrong argument counts or types, a quantile outside `[0, 1]` or a
-//!   non-literal parameter, or `DISTINCT`, are planning errors (`DataFusionError::Plan`) that name the
-//!   function and the argument.
+//!   `m4` and the sketches recompute each frame (`Recompute`), O(frame) per row.
+//! - **Errors**: wrong argument counts or types, a quantile outside `[0, 1]`, a
+//!   non-literal parameter or `DISTINCT` are planning errors (`DataFusionError::Plan`)
+//!   that name the function and the argument.
 
 pub mod counter;
 pub mod quantile;
