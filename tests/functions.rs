@@ -316,6 +316,52 @@ async fn check(all: Vec<Points>) -> Result<(), TestCaseError> {
     }
     prop_assert_eq!(row, hosts.len());
 
+    // date_bin buckets as ranges: Prometheus' increase/rate over each minute.
+    let batch = query(
+        &store,
+        "SELECT CAST(host AS VARCHAR) AS h, to_unixtime(date_bin(interval '60 seconds', time)) AS b, \
+         increase(value, time, date_bin(interval '60 seconds', time), \
+                  date_bin(interval '60 seconds', time) + interval '60 seconds') AS inc, \
+         rate(value, time, date_bin(interval '60 seconds', time), \
+              date_bin(interval '60 seconds', time) + interval '60 seconds') AS r \
+         FROM m GROUP BY h, b ORDER BY h, b",
+    )
+    .await;
+    let mut buckets: std::collections::BTreeMap<(String, i64), Points> = Default::default();
+    for (host, points) in &groups {
+        for &(t, v) in points {
+            buckets
+                .entry((host.clone(), t.div_euclid(60_000) * 60))
+                .or_default()
+                .push((t, v));
+        }
+    }
+    let hosts = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
+        .expect("host as Utf8");
+    let hosts = hosts.as_string::<i32>();
+    let starts = batch.column(1).as_primitive::<Int64Type>();
+    let (inc, rate) = (f64_column(&batch, 2), f64_column(&batch, 3));
+    prop_assert_eq!(batch.num_rows(), buckets.len());
+    for (row, ((host, start), points)) in buckets.iter().enumerate() {
+        prop_assert_eq!(hosts.value(row), host.as_str());
+        prop_assert_eq!(starts.value(row), *start);
+        let s = samples(points);
+        let scale = s.iter().map(|p| p.1.abs()).fold(1.0, f64::max);
+        let range = Some((*start as f64, *start as f64 + 60.0));
+        let want_inc = naive_extrapolated(&s, range, true, false);
+        let want_rate = naive_extrapolated(&s, range, true, true);
+        prop_assert!(
+            close(inc[row], want_inc, scale),
+            "increase {host} {start}: {:?} vs {want_inc:?}",
+            inc[row]
+        );
+        prop_assert!(
+            close(rate[row], want_rate, scale),
+            "rate {host} {start}: {:?} vs {want_rate:?}",
+            rate[row]
+        );
+    }
+
     // All series in one group: samples from every partition merge into one state.
     let batch = query(
         &store,
