@@ -41,6 +41,8 @@ use std::fmt;
 pub const DEFAULT_RELATIVE_ACCURACY: f64 = 0.01;
 /// Most buckets one store keeps before folding its lowest ones.
 pub const MAX_BINS: usize = 8192;
+/// Largest bucket index magnitude a decoded sketch may hold.
+const MAX_INDEX: i64 = 1 << 24;
 /// Version byte of the serialized form.
 pub const FORMAT_VERSION: u8 = 1;
 
@@ -73,7 +75,8 @@ impl Store {
         if count == 0 {
             return;
         }
-        self.total += count;
+        // Saturating: a decoded sketch may claim absurd counts; it must not panic.
+        self.total = self.total.saturating_add(count);
         if self.counts.is_empty() {
             self.offset = index;
             self.counts.push(count);
@@ -89,7 +92,8 @@ impl Store {
                 let mut kept = vec![0u64; MAX_BINS];
                 for (k, &c) in self.counts.iter().enumerate() {
                     let i = self.offset as i64 + k as i64;
-                    kept[(i - new_offset).max(0) as usize] += c;
+                    let k = (i - new_offset).max(0) as usize;
+                    kept[k] = kept[k].saturating_add(c);
                 }
                 self.counts = kept;
                 self.offset = new_offset as i32;
@@ -106,7 +110,7 @@ impl Store {
                 counts.append(&mut self.counts);
                 self.counts = counts;
                 self.offset = new_offset;
-                self.counts[0] += count;
+                self.counts[0] = self.counts[0].saturating_add(count);
                 return;
             }
             let mut counts = vec![0; grow];
@@ -115,7 +119,7 @@ impl Store {
             self.offset = index as i32;
         }
         let k = (index - self.offset as i64) as usize;
-        self.counts[k] += count;
+        self.counts[k] = self.counts[k].saturating_add(count);
     }
 
     fn merge(&mut self, other: &Store) {
@@ -183,7 +187,10 @@ impl DDSketch {
 
     /// Number of values added (non-finite ones are not counted).
     pub fn count(&self) -> u64 {
-        self.positive.total + self.negative.total + self.zeros
+        self.positive
+            .total
+            .saturating_add(self.negative.total)
+            .saturating_add(self.zeros)
     }
 
     /// Bytes held in memory.
@@ -236,7 +243,7 @@ impl DDSketch {
         }
         self.positive.merge(&other.positive);
         self.negative.merge(&other.negative);
-        self.zeros += other.zeros;
+        self.zeros = self.zeros.saturating_add(other.zeros);
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         Ok(())
@@ -258,17 +265,17 @@ impl DDSketch {
         let mut seen = 0u64;
         // Ascending order: most negative first (highest |x| index), zeros, positives.
         for (i, c) in self.negative.buckets().rev() {
-            seen += c;
+            seen = seen.saturating_add(c);
             if seen >= rank {
                 return Some((-self.representative(i)).clamp(self.min, self.max));
             }
         }
-        seen += self.zeros;
+        seen = seen.saturating_add(self.zeros);
         if seen >= rank {
             return Some(0.0);
         }
         for (i, c) in self.positive.buckets() {
-            seen += c;
+            seen = seen.saturating_add(c);
             if seen >= rank {
                 return Some(self.representative(i).clamp(self.min, self.max));
             }
@@ -315,10 +322,13 @@ impl DDSketch {
             let mut index = 0i64;
             for _ in 0..n {
                 let z = r.var()?;
-                index += ((z >> 1) as i64) ^ -((z & 1) as i64);
+                index = index.saturating_add(((z >> 1) as i64) ^ -((z & 1) as i64));
                 let count = r.var()?;
-                let i = i32::try_from(index)
-                    .map_err(|_| SketchError(format!("bucket index {index} out of range")))?;
+                // Finite values have |index| <= 745 / ln(γ) < 2^23 at the finest accuracy.
+                if index.abs() > MAX_INDEX {
+                    return err(format!("bucket index {index} out of range"));
+                }
+                let i = index as i32;
                 let store = if negative {
                     &mut sketch.negative
                 } else {
@@ -474,6 +484,27 @@ mod tests {
         let mut long = bytes;
         long.push(0);
         assert!(DDSketch::from_bytes(&long).is_err());
+        // Absurd counts and indices are refused or saturate, never panic.
+        let mut huge = vec![FORMAT_VERSION];
+        huge.extend_from_slice(&0.01f64.to_le_bytes());
+        huge.extend_from_slice(&1.0f64.to_le_bytes());
+        huge.extend_from_slice(&2.0f64.to_le_bytes());
+        huge.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        huge.extend_from_slice(&[
+            2, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ]);
+        huge.extend_from_slice(&[
+            2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1, 0,
+        ]);
+        if let Ok(s) = DDSketch::from_bytes(&huge) {
+            let _ = s.quantile(0.5);
+        }
+        let mut far = vec![FORMAT_VERSION];
+        far.extend_from_slice(&0.01f64.to_le_bytes());
+        far.extend_from_slice(&1.0f64.to_le_bytes());
+        far.extend_from_slice(&1.0f64.to_le_bytes());
+        far.extend_from_slice(&[0, 1, 0xfe, 0xff, 0xff, 0xff, 0x0f, 1, 0]);
+        assert!(DDSketch::from_bytes(&far).is_err());
         let other = DDSketch::new(0.02).unwrap();
         assert!(s.clone().merge(&other).is_err());
     }
