@@ -44,6 +44,7 @@
 //!   into write batches.
 //! - [`tier`]: the cold tier: Parquet files on an object store, the manifest, tiering.
 //! - [`server`]: the `metricstore serve` HTTP and StatsD front end.
+//! - [`sketch`]: the DDSketch quantile sketch (SQL functions and, later, rollups).
 //! - [`workload`]: the seeded TSBS workload shared by tests and benches.
 
 mod background;
@@ -51,6 +52,7 @@ pub mod ingest;
 pub mod model;
 pub mod query;
 pub mod server;
+pub mod sketch;
 pub mod storage;
 pub mod tier;
 pub mod workload;

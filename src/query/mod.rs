@@ -12,11 +12,14 @@
 //! the scan answers and how; `exec` is the physical scan; `latest('t')` answers
 //! "newest row per series" from the per-series latest sample; the
 //! [`BucketAggregateRule`] answers time-bucketed min/max/sum/count/avg from chunk
-//! headers through `buckets::BucketTable`.
+//! headers through `buckets::BucketTable`. [`functions`] holds the time-series SQL
+//! functions (`rate`, `deriv`, `percentile`, sketches, `m4`, ...), registered in every
+//! session.
 
 mod buckets;
 mod catalog;
 mod exec;
+pub mod functions;
 mod latest;
 mod provider;
 mod pushdown;
@@ -32,6 +35,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use catalog::HotSchema;
 pub use exec::HotScanExec;
+pub use functions::register_functions;
 pub use latest::LatestFunction;
 pub use provider::HotTable;
 pub use rollup_rule::BucketAggregateRule;
@@ -61,6 +65,7 @@ pub fn session(storage: Arc<Storage>, cold: Option<Arc<ColdTier>>) -> DfResult<S
     catalog.register_schema(SCHEMA, Arc::new(HotSchema::new(storage.clone(), cold)))?;
     ctx.register_catalog(CATALOG, Arc::new(catalog));
     ctx.register_udtf("latest", Arc::new(LatestFunction::new(storage.clone())));
+    register_functions(&ctx);
     ctx.add_optimizer_rule(Arc::new(BucketAggregateRule::new(storage)));
     Ok(ctx)
 }
