@@ -6,7 +6,7 @@
 //!
 //! ## Write path
 //! ```text
-//!  remote_write / line protocol / StatsD / Rust
+//!  remote_write / line protocol / StatsD / Arrow (Flight) / Rust
 //!        │ ingest: parse + validate
 //!        ▼
 //!   WriteBatch ──► MetricStore::write ──► storage::Storage
@@ -42,7 +42,7 @@
 //! - [`query`]: the DataFusion catalog, table providers, pushdown, optimizer rule.
 //! - [`ingest`]: wire formats (remote_write, line protocol, StatsD, Prometheus text)
 //!   into write batches.
-//! - [`server`]: the `metricstore serve` HTTP and StatsD front end.
+//! - [`server`]: the `metricstore serve` front end: HTTP, Arrow Flight SQL, StatsD.
 //! - [`workload`]: the seeded TSBS workload shared by tests and benches.
 
 mod background;
@@ -57,7 +57,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 
 pub use model::{Error, FieldKind, Result, SeriesWrite, TagSet, WriteBatch};
 pub use storage::{Matcher, StorageConfig, StoreStats, TableSnapshot, TableStats, TimeRange};
@@ -136,25 +136,26 @@ impl MetricStore {
         MetricStore::open(Config::default()).expect("default store")
     }
 
-    /// Runs one SQL statement and collects its result.
+    /// Plans one SQL statement without running it.
     ///
     /// Tables are the store's tables (catalog `metricstore`, schema `public`); DDL and
-    /// DML are refused: data enters through [`MetricStore::write`].
-    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+    /// DML are refused: data enters through [`MetricStore::write`]. The plan may hold
+    /// `$1`.. placeholders, bound with [`DataFrame::with_param_values`].
+    pub async fn sql_frame(&self, sql: &str) -> Result<DataFrame> {
         let options = datafusion::execution::context::SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false);
-        let frame = self.session.sql_with_options(sql, options).await?;
-        Ok(frame.collect().await?)
+        Ok(self.session.sql_with_options(sql, options).await?)
+    }
+
+    /// Runs one SQL statement and collects its result (see [`MetricStore::sql_frame`]).
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.sql_frame(sql).await?.collect().await?)
     }
 
     /// Runs one SQL statement and streams its result batch by batch.
     pub async fn sql_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        let options = datafusion::execution::context::SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false);
-        let frame = self.session.sql_with_options(sql, options).await?;
-        Ok(frame.execute_stream().await?)
+        Ok(self.sql_frame(sql).await?.execute_stream().await?)
     }
 
     /// The DataFusion session, for registering functions or building plans.
