@@ -718,3 +718,60 @@ async fn flight_can_be_turned_off() {
     assert_eq!(addrs.await.unwrap(), None);
     task.await.unwrap().unwrap();
 }
+
+/// The Python interpreter with `adbc-driver-flightsql` and `pyarrow`
+/// (`METRICSTORE_PYTHON`, set by `.ci/run`). Without it a developer's `cargo test`
+/// skips with a note; under CI (`CI` set) its absence fails the test.
+fn python() -> Option<String> {
+    match std::env::var("METRICSTORE_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("METRICSTORE_PYTHON is not set under CI: .ci/run must install the ADBC venv")
+        }
+        _ => {
+            eprintln!(
+                "note: METRICSTORE_PYTHON is not set; skipping the ADBC client test \
+                 (see .ci/run for the venv it needs)"
+            );
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn adbc_python_client_queries_lists_and_ingests() {
+    let Some(python) = python() else {
+        return;
+    };
+    let mut config = no_stats();
+    config.auth_token = Some("adbc-token".into());
+    let server = Server::start(config).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/flight_adbc.py");
+    let flight = format!("grpc://{}", server.flight);
+    let http = format!("http://{}", server.http);
+    let output = tokio::process::Command::new(&python)
+        .args([
+            script,
+            "--flight",
+            &flight,
+            "--http",
+            &http,
+            "--token",
+            "adbc-token",
+        ])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), output)
+        .await
+        .expect("the ADBC script finishes within two minutes")
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "ADBC script failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}\n{stderr}");
+    server.stop().await;
+}
