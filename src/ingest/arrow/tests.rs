@@ -17,8 +17,10 @@ fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
 }
 
-/// (tags, fields, timestamps, rows) of each item, for comparison.
-fn items(b: &WriteBatch) -> Vec<(Vec<(String, String)>, Vec<String>, Vec<i64>, Vec<Vec<f64>>)> {
+/// (tags, fields, timestamps, rows) of one item, for comparison.
+type Item = (Vec<(String, String)>, Vec<String>, Vec<i64>, Vec<Vec<f64>>);
+
+fn items(b: &WriteBatch) -> Vec<Item> {
     b.items()
         .iter()
         .map(|i| {
