@@ -775,3 +775,39 @@ async fn adbc_python_client_queries_lists_and_ingests() {
     assert!(stdout.contains("checks passed"), "{stdout}\n{stderr}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn hydrated_dictionaries_arrive_as_plain_strings() {
+    let mut config = no_stats();
+    config.flight.hydrate_dictionaries = true;
+    let server = Server::start(config).await;
+    let mut client = server.client().await;
+    ingest(
+        &mut client,
+        ingest_command(
+            "cpu",
+            TableNotExistOption::Create,
+            TableExistsOption::Append,
+        ),
+        vec![cpu_batch()],
+    )
+    .await
+    .unwrap();
+    let info = client
+        .execute(
+            "SELECT host, usage FROM cpu ORDER BY host, time".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    // The announced schema is the one that arrives.
+    let announced = Schema::try_from(info.clone()).unwrap();
+    assert_eq!(announced.field(0).data_type(), &DataType::Utf8);
+    let batches = fetch(&mut client, info).await.unwrap();
+    assert_eq!(batches[0].schema().field(0).data_type(), &DataType::Utf8);
+    assert_eq!(
+        strings(batches[0].column(0)),
+        ["a", "a", "b", "b", "c", "c"]
+    );
+    server.stop().await;
+}
