@@ -87,6 +87,8 @@ fn ingest_over_http(bodies: &[Vec<String>; 2], wal: bool) -> Duration {
         ..ServerConfig::default()
     };
     config.durability.enabled = wal;
+    // HTTP only: Flight would take its fixed default port.
+    config.flight.enabled = false;
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready, addr) = std::sync::mpsc::channel();

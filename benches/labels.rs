@@ -40,6 +40,11 @@ fn bench(c: &mut Criterion) {
         data_dir: dir.path().to_path_buf(),
         http_addr: "127.0.0.1:0".parse().expect("address"),
         max_body_bytes: 1 << 30,
+        // No Flight SQL: its default port is fixed and these servers run in parallel.
+        flight: metricstore::server::config::FlightSettings {
+            enabled: false,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     };
     let (tx, rx) = std::sync::mpsc::channel();

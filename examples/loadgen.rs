@@ -349,6 +349,11 @@ fn start_metricstore(dir: &Path) -> (SocketAddr, tokio::runtime::Runtime) {
         data_dir: dir.to_path_buf(),
         http_addr: "127.0.0.1:0".parse().expect("address"),
         statsd_addr: "127.0.0.1:0".parse().expect("address"),
+        // No Flight SQL: its default port is fixed and these servers run in parallel.
+        flight: metricstore::server::config::FlightSettings {
+            enabled: false,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     };
     let (tx, rx) = std::sync::mpsc::channel();
@@ -393,6 +398,11 @@ fn statsd(rate: u64) -> std::io::Result<()> {
         http_addr: "127.0.0.1:0".parse().expect("address"),
         statsd_addr: "127.0.0.1:0".parse().expect("address"),
         statsd_flush_secs: 1,
+        // No Flight SQL: its default port is fixed and these servers run in parallel.
+        flight: metricstore::server::config::FlightSettings {
+            enabled: false,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     };
     let (tx, rx) = std::sync::mpsc::channel();

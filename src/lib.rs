@@ -6,7 +6,7 @@
 //!
 //! ## Write path
 //! ```text
-//!  remote_write / line protocol / StatsD / Rust
+//!  remote_write / line protocol / StatsD / Arrow (Flight) / Rust
 //!        │ ingest: parse + validate
 //!        ▼
 //!   WriteBatch ──► MetricStore::write ──► storage::Storage
@@ -43,7 +43,7 @@
 //! - [`ingest`]: wire formats (remote_write, line protocol, StatsD, Prometheus text)
 //!   into write batches.
 //! - [`tier`]: the cold tier: Parquet files on an object store, the manifest, tiering.
-//! - [`server`]: the `metricstore serve` HTTP and StatsD front end.
+//! - [`server`]: the `metricstore serve` front end: HTTP, Arrow Flight SQL, StatsD.
 //! - [`sketch`]: the DDSketch quantile sketch (SQL functions and, later, rollups).
 //! - [`workload`]: the seeded TSBS workload shared by tests and benches.
 
@@ -61,7 +61,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 
 pub use model::{Error, FieldKind, Result, SeriesWrite, TagSet, WriteBatch};
 pub use storage::{Matcher, StorageConfig, StoreStats, TableSnapshot, TableStats, TimeRange};
@@ -157,23 +157,14 @@ impl MetricStore {
         MetricStore::open(Config::default()).expect("default store")
     }
 
-    /// Runs one SQL statement and collects its result.
+    /// Plans one SQL statement without running it.
     ///
     /// Tables are the store's tables (catalog `metricstore`, schema `public`); DDL and
-    /// DML are refused: data enters through [`MetricStore::write`].
-    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        Ok(self.frame(sql).await?.collect().await?)
-    }
-
-    /// Runs one SQL statement and streams its result batch by batch.
-    pub async fn sql_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        Ok(self.frame(sql).await?.execute_stream().await?)
-    }
-
-    /// Plans a statement: queries, `EXPLAIN`, and `COPY (query) TO 'path' STORED AS
-    /// PARQUET|CSV|JSON` (export; it writes where this process can). DDL and
-    /// `INSERT`/`UPDATE`/`DELETE` are refused: data enters through writes.
-    async fn frame(&self, sql: &str) -> Result<datafusion::dataframe::DataFrame> {
+    /// `INSERT`/`UPDATE`/`DELETE` are refused: data enters through
+    /// [`MetricStore::write`]. `COPY (query) TO 'path' STORED AS PARQUET|CSV|JSON`
+    /// exports (it writes where this process can). The plan may hold `$1`..
+    /// placeholders, bound with [`DataFrame::with_param_values`].
+    pub async fn sql_frame(&self, sql: &str) -> Result<DataFrame> {
         use datafusion::logical_expr::LogicalPlan;
         let state = self.session.state();
         let plan = state.create_logical_plan(sql).await?;
@@ -184,12 +175,22 @@ impl MetricStore {
             return Err(Error::Query(datafusion::error::DataFusionError::Plan(
                 format!(
                     "{} is not supported: data enters through writes (line protocol, \
-                 remote_write, MetricStore::write)",
+                     remote_write, Flight ingest, MetricStore::write)",
                     dml.op
                 ),
             )));
         }
         Ok(self.session.execute_logical_plan(plan).await?)
+    }
+
+    /// Runs one SQL statement and collects its result (see [`MetricStore::sql_frame`]).
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.sql_frame(sql).await?.collect().await?)
+    }
+
+    /// Runs one SQL statement and streams its result batch by batch.
+    pub async fn sql_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        Ok(self.sql_frame(sql).await?.execute_stream().await?)
     }
 
     /// The DataFusion session, for registering functions or building plans.

@@ -1,12 +1,14 @@
 //! The `metricstore` binary.
 //!
 //! ```text
-//! metricstore serve [--config FILE] [--data-dir DIR] [--http-addr ADDR] [--statsd-addr ADDR] [--print-config]
+//! metricstore serve [--config FILE] [--data-dir DIR] [--http-addr ADDR] [--statsd-addr ADDR]
+//!                   [--flight-addr ADDR] [--print-config]
 //! metricstore import <file.prom[.zst]>     ingest a Prometheus text file and print stats
 //! ```
 //!
 //! `serve` runs with embedded defaults when given nothing: data under `./data`, HTTP on
-//! 127.0.0.1:9201, StatsD on UDP 127.0.0.1:8125. Flags override the config file.
+//! 127.0.0.1:9201, Arrow Flight SQL on 127.0.0.1:50051, StatsD on UDP 127.0.0.1:8125.
+//! Flags override the config file; `METRICSTORE_AUTH_TOKEN` sets the bearer token.
 //! SIGTERM and SIGINT stop it gracefully.
 
 use std::fs::File;
@@ -36,7 +38,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server (HTTP: remote_write, line protocol, SQL, Prometheus API; StatsD).
+    /// Run the server (HTTP: remote_write, line protocol, SQL, Prometheus API; Arrow
+    /// Flight SQL; StatsD).
     Serve {
         /// TOML configuration file; every setting has a default.
         #[arg(long)]
@@ -50,6 +53,9 @@ enum Command {
         /// StatsD UDP listen address (overrides the file).
         #[arg(long)]
         statsd_addr: Option<SocketAddr>,
+        /// Arrow Flight SQL (gRPC) listen address (overrides the file).
+        #[arg(long)]
+        flight_addr: Option<SocketAddr>,
         /// Print the effective configuration as TOML and exit.
         #[arg(long)]
         print_config: bool,
@@ -115,13 +121,25 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn run_server(
+/// What `serve` was told on the command line.
+struct ServeArgs {
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     http_addr: Option<SocketAddr>,
     statsd_addr: Option<SocketAddr>,
+    flight_addr: Option<SocketAddr>,
     print_config: bool,
-) -> Result<(), String> {
+}
+
+fn run_server(args: ServeArgs) -> Result<(), String> {
+    let ServeArgs {
+        config,
+        data_dir,
+        http_addr,
+        statsd_addr,
+        flight_addr,
+        print_config,
+    } = args;
     let mut effective = match &config {
         Some(path) => ServerConfig::from_file(path).map_err(|e| e.to_string())?,
         None => ServerConfig::default(),
@@ -135,6 +153,13 @@ fn run_server(
     if let Some(a) = statsd_addr {
         effective.statsd_addr = a;
     }
+    if let Some(a) = flight_addr {
+        effective.flight.addr = a;
+    }
+    if let Ok(token) = std::env::var("METRICSTORE_AUTH_TOKEN") {
+        effective.auth_token = Some(token);
+    }
+    effective.check().map_err(|e| e.to_string())?;
     if print_config {
         print!("{}", effective.to_toml());
         return Ok(());
@@ -151,7 +176,12 @@ fn run_server(
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime
         .block_on(serve(effective, shutdown_signal(), |running| {
-            tracing::info!(http = %running.http_addr, statsd = ?running.statsd_addr, "metricstore ready");
+            tracing::info!(
+                http = %running.http_addr,
+                flight = ?running.flight_addr,
+                statsd = ?running.statsd_addr,
+                "metricstore ready"
+            );
         }))
         .map_err(|e| e.to_string())
 }
@@ -164,8 +194,16 @@ fn main() -> ExitCode {
             data_dir,
             http_addr,
             statsd_addr,
+            flight_addr,
             print_config,
-        } => run_server(config, data_dir, http_addr, statsd_addr, print_config),
+        } => run_server(ServeArgs {
+            config,
+            data_dir,
+            http_addr,
+            statsd_addr,
+            flight_addr,
+            print_config,
+        }),
         Command::Import { file } => import(&file),
     };
     match result {

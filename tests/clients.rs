@@ -48,6 +48,11 @@ async fn python_influx_and_statsd_clients() {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         statsd_addr: "127.0.0.1:0".parse().unwrap(),
         statsd_flush_secs: 1,
+        // No Flight SQL: its default port is fixed and these servers run in parallel.
+        flight: metricstore::server::config::FlightSettings {
+            enabled: false,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

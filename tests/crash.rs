@@ -51,7 +51,14 @@ fn strip_ansi(line: &str) -> String {
 impl Server {
     fn start(data: &Path, config: &Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_metricstore"))
-            .args(["serve", "--http-addr", "127.0.0.1:0", "--config"])
+            .args([
+                "serve",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--flight-addr",
+                "127.0.0.1:0",
+            ])
+            .arg("--config")
             .arg(config)
             .arg("--data-dir")
             .arg(data)

@@ -183,6 +183,11 @@ async fn prometheus_remote_write_stores_what_prometheus_holds() {
         statsd_enabled: false,
         data_dir: dir.path().join("metricstore"),
         http_addr: "127.0.0.1:0".parse().unwrap(),
+        // No Flight SQL: its default port is fixed and these servers run in parallel.
+        flight: metricstore::server::config::FlightSettings {
+            enabled: false,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

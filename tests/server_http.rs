@@ -21,6 +21,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         config.data_dir = dir.path().to_path_buf();
         config.http_addr = "127.0.0.1:0".parse().unwrap();
+        config.flight.addr = "127.0.0.1:0".parse().unwrap();
         if config.statsd_enabled {
             config.statsd_addr = "127.0.0.1:0".parse().unwrap();
         }

@@ -9,9 +9,12 @@
 //! - [`line_protocol`]: InfluxDB line protocol (v1 and v2 writes), valid lines stored
 //!   and bad lines reported, as InfluxDB does.
 //! - [`remote_write`]: Prometheus remote_write 1.0 and 2.0, all or nothing per request.
+//! - [`arrow`]: Arrow record batches (Flight SQL bulk ingest), all or nothing per
+//!   record batch.
 //! - [`statsd`]: StatsD and DogStatsD packets, and the aggregator that turns them into
 //!   rows per flush interval (the one stateful piece of ingest).
 
+pub mod arrow;
 pub mod line_protocol;
 pub mod prom_text;
 pub mod remote_write;

@@ -29,6 +29,14 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Seconds a query may run before it is cancelled.
     pub query_timeout_secs: u64,
+    /// A bearer token every HTTP and Flight SQL request must carry
+    /// (`authorization: Bearer <token>`), except the `/-/healthy` and `/-/ready`
+    /// probes; unset = no authentication. `METRICSTORE_AUTH_TOKEN` overrides it, so
+    /// that the secret need not sit in a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_token: Option<String>,
+    /// The Arrow Flight SQL (gRPC) endpoint.
+    pub flight: FlightSettings,
     /// The storage engine.
     pub storage: StorageSettings,
     /// The write-ahead log and checkpoints.
@@ -94,6 +102,31 @@ impl TierSettings {
                 .collect(),
             default_hot_for: Duration::from_secs(self.hot_for_secs),
         })
+    }
+}
+
+/// The Arrow Flight SQL endpoint: queries, prepared statements, metadata and bulk
+/// ingest over gRPC.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlightSettings {
+    /// Whether to listen for Flight SQL.
+    pub enabled: bool,
+    /// gRPC listen address.
+    pub addr: SocketAddr,
+    /// Send tag columns as plain strings instead of dictionaries, for clients that
+    /// cannot read dictionary-encoded results. Dictionaries are several times cheaper
+    /// to send.
+    pub hydrate_dictionaries: bool,
+}
+
+impl Default for FlightSettings {
+    fn default() -> Self {
+        FlightSettings {
+            enabled: true,
+            addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            hydrate_dictionaries: false,
+        }
     }
 }
 
@@ -175,6 +208,8 @@ impl Default for ServerConfig {
             statsd_flush_secs: 10,
             max_body_bytes: 64 << 20,
             query_timeout_secs: 60,
+            auth_token: None,
+            flight: FlightSettings::default(),
             storage: StorageSettings::default(),
             durability: DurabilitySettings::default(),
             tier: TierSettings::default(),
@@ -230,6 +265,9 @@ pub enum ConfigError {
         /// The parser's message, with line and column.
         message: String,
     },
+    /// Settings that cannot work together.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
 }
 
 impl ServerConfig {
@@ -243,6 +281,27 @@ impl ServerConfig {
             path: path.to_path_buf(),
             message: e.to_string(),
         })
+    }
+
+    /// Refuses settings that cannot work together.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self
+            .auth_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(ConfigError::Invalid(
+                "auth_token is empty: remove it to disable authentication".into(),
+            ));
+        }
+        if let Some(t) = &self.auth_token
+            && (t.trim() != t || t.contains(char::is_control))
+        {
+            return Err(ConfigError::Invalid(
+                "auth_token must not hold spaces at either end or control characters".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The configuration as TOML.
@@ -260,6 +319,11 @@ mod tests {
         let config = ServerConfig::default();
         let text = config.to_toml();
         assert!(text.contains("http_addr = \"127.0.0.1:9201\""), "{text}");
+        assert!(
+            text.contains("[flight]\nenabled = true\naddr = \"127.0.0.1:50051\""),
+            "{text}"
+        );
+        assert!(!text.contains("auth_token"), "{text}");
         assert_eq!(toml::from_str::<ServerConfig>(&text).unwrap(), config);
     }
 
@@ -270,6 +334,15 @@ mod tests {
         assert_eq!(c.http_addr.port(), 1);
         assert_eq!(c.storage.chunk_size, 8);
         assert_eq!(c.statsd_flush_secs, 10);
+        let c: ServerConfig =
+            toml::from_str("auth_token = \"t\"\n[flight]\nenabled = false\n").unwrap();
+        assert_eq!(c.auth_token.as_deref(), Some("t"));
+        assert!(!c.flight.enabled);
+        assert_eq!(c.flight.addr.port(), 50051);
+        assert_eq!(toml::from_str::<ServerConfig>(&c.to_toml()).unwrap(), c);
+        let empty: ServerConfig = toml::from_str("auth_token = \"\"").unwrap();
+        assert!(empty.check().is_err());
+        assert!(c.check().is_ok());
         let err = toml::from_str::<ServerConfig>("htp_addr = 1").unwrap_err();
         assert!(
             err.to_string().contains("unknown field `htp_addr`"),

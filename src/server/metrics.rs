@@ -12,12 +12,15 @@ pub enum Protocol {
     LineProtocol,
     /// StatsD over UDP.
     Statsd,
+    /// Arrow Flight SQL bulk ingest (`DoPut`).
+    Flight,
 }
 
-const PROTOCOLS: [(Protocol, &str); 3] = [
+const PROTOCOLS: [(Protocol, &str); 4] = [
     (Protocol::RemoteWrite, "remote_write"),
     (Protocol::LineProtocol, "line_protocol"),
     (Protocol::Statsd, "statsd"),
+    (Protocol::Flight, "flight"),
 ];
 
 /// Why samples were refused.
@@ -67,7 +70,7 @@ const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 /// The server's own counters.
 #[derive(Debug, Default)]
 pub struct ServerMetrics {
-    ingested: [AtomicU64; 3],
+    ingested: [AtomicU64; 4],
     rejected: [AtomicU64; 6],
     queries: AtomicU64,
     query_errors: AtomicU64,

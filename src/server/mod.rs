@@ -1,13 +1,20 @@
-//! The `metricstore` server: one [`MetricStore`] behind HTTP (axum).
+//! The `metricstore` server: one [`MetricStore`] behind HTTP (axum), Arrow Flight SQL
+//! (tonic) and StatsD.
 //!
 //! ```text
 //!  HTTP :9201 ── router ── write handlers ──► ingest::{line_protocol, ...} ──► MetricStore::write
 //!                      ├── /api/v1/sql ──────► MetricStore::sql_stream
 //!                      └── Prometheus metadata, status, /metrics, health
+//!  gRPC :50051 ── flight ── queries, prepared statements, metadata ──► MetricStore::sql_frame
+//!                       └── DoPut ingest ──► ingest::arrow ──► MetricStore::write
+//!  UDP :8125 ── statsd ── aggregator ──► MetricStore::write
 //! ```
 //! The server holds no business logic: handlers parse, call the facade and answer.
+//! [`auth`] holds the optional bearer token both HTTP and Flight SQL check.
 
+pub mod auth;
 pub mod config;
+pub mod flight;
 mod http;
 pub mod metrics;
 mod statsd;
@@ -45,6 +52,12 @@ pub enum ServerError {
     /// Serving failed.
     #[error("HTTP server failed: {0}")]
     Http(std::io::Error),
+    /// The Flight SQL server failed.
+    #[error("Flight SQL server failed: {0}")]
+    Flight(String),
+    /// The configuration is not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// A running server's addresses, for tests that bind port 0.
@@ -53,6 +66,8 @@ pub struct Running {
     pub http_addr: std::net::SocketAddr,
     /// Where StatsD listens, if enabled.
     pub statsd_addr: Option<std::net::SocketAddr>,
+    /// Where Arrow Flight SQL listens, if enabled.
+    pub flight_addr: Option<std::net::SocketAddr>,
 }
 
 /// Runs the server until `shutdown` completes, then stops taking requests and
@@ -62,6 +77,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(Running),
 ) -> Result<(), ServerError> {
+    config.check()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -113,6 +129,28 @@ pub async fn serve(
             stopped.clone(),
         )));
     }
+    let mut flight_addr = None;
+    let mut flight_task = None;
+    if config.flight.enabled {
+        let flight_listener = tokio::net::TcpListener::bind(config.flight.addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.flight.addr,
+                source,
+            })?;
+        flight_addr = Some(flight_listener.local_addr().map_err(ServerError::Http)?);
+        let service = flight::service(store.clone(), metrics.clone(), &config)
+            .map_err(|e| ServerError::Flight(e.to_string()))?;
+        let mut stopped = stopped.clone();
+        flight_task = Some(tokio::spawn(flight::run(
+            flight_listener,
+            service,
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        )));
+        tracing::info!(addr = ?flight_addr, "Arrow Flight SQL listening");
+    }
     let closing = store.clone();
     let state = AppState {
         store,
@@ -123,18 +161,39 @@ pub async fn serve(
     on_ready(Running {
         http_addr,
         statsd_addr,
+        flight_addr,
     });
-    let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
+    let mut http_stopped = stopped.clone();
+    let http = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        let _ = http_stopped.wait_for(|stop| *stop).await;
+    });
+    // Every listener hears shutdown through `stop`.
+    let stop = Arc::new(stop);
+    let signal = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
             shutdown.await;
-            let _ = stop.send(true);
+            stop.send_replace(true);
         })
-        .await;
-    // The StatsD tasks flush once more and end when told to stop.
+    };
+    let result = http.await;
+    signal.abort();
+    // Should HTTP have failed on its own, the others stop too.
+    stop.send_replace(true);
+    // The StatsD tasks flush once more and end when told to stop; Flight finishes
+    // the calls in flight.
     for task in tasks {
         let _ = task.await;
     }
+    let flight_result = match flight_task {
+        Some(task) => match task.await {
+            Ok(r) => r.map_err(|e| ServerError::Flight(e.to_string())),
+            Err(e) => Err(ServerError::Flight(e.to_string())),
+        },
+        None => Ok(()),
+    };
     result.map_err(ServerError::Http)?;
+    flight_result?;
     // A checkpoint now means the next start replays (almost) no WAL.
     match tokio::task::spawn_blocking(move || closing.close()).await {
         Ok(Ok(Some(info))) => tracing::info!(file = %info.path.display(), "final checkpoint"),

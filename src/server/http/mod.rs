@@ -9,6 +9,9 @@
 //! | `GET /api/v1/status/tsdb` | cardinality and storage totals |
 //! | `GET /metrics`, `/-/healthy`, `/-/ready` | operations |
 //!
+//! With `auth_token` configured every route but `/-/healthy` and `/-/ready` needs
+//! `authorization: Bearer <token>` (401 otherwise), the same token Flight SQL checks.
+//!
 //! Handlers translate between HTTP and the [`MetricStore`] facade; they hold no
 //! business logic.
 
@@ -21,11 +24,13 @@ mod write;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use super::auth::Token;
 use super::config::ServerConfig;
 use super::metrics::ServerMetrics;
 use crate::{Error, MetricStore};
@@ -41,9 +46,35 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
 }
 
+/// Refuses requests without the configured token (see [`crate::server::auth`]).
+async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(token) = state.config.auth_token.as_deref().and_then(Token::new) else {
+        return next.run(request).await;
+    };
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    match token.check(header) {
+        Ok(()) => next.run(request).await,
+        Err(e) => {
+            let mut response =
+                ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+    }
+}
+
 /// The routes over `state`.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
+    // Probes stay open so that orchestrators need no secret.
+    let probes = Router::new()
+        .route("/-/healthy", get(ops::healthy))
+        .route("/-/ready", get(ops::ready));
     Router::new()
         .route("/api/v1/write", post(remote_write::write))
         .route("/write", post(write::influx))
@@ -60,8 +91,8 @@ pub fn router(state: AppState) -> Router {
             get(ops::retention).put(ops::set_retention),
         )
         .route("/metrics", get(ops::metrics))
-        .route("/-/healthy", get(ops::healthy))
-        .route("/-/ready", get(ops::ready))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .merge(probes)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -152,6 +183,7 @@ impl IntoResponse for ApiError {
 fn error_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 | 404 | 422 => "bad_data",
+        401 => "unauthorized",
         429 | 503 => "unavailable",
         _ => "internal",
     }
