@@ -302,3 +302,31 @@ async fn exported_and_tiered_files_read_the_same_in_duckdb() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_cold_tier_fails_cold_queries_by_name_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(tiered(dir.path())).unwrap();
+    for b in batches(false) {
+        store.write(&b).unwrap();
+    }
+    store.run_tiering(START + 2 * DAY).await.unwrap();
+    // The object store goes away: its files vanish.
+    std::fs::remove_dir_all(dir.path().join("cold/cpu")).unwrap();
+    let err = store
+        .sql("SELECT count(*) FROM cpu")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cold tier"), "{err}");
+    // Queries that need only hot rows, and ingestion, still work.
+    let hot = store
+        .sql("SELECT count(*) FROM cpu WHERE time >= '2026-01-03T00:00:00Z'")
+        .await
+        .unwrap();
+    assert_eq!(
+        arrow::util::display::array_value_to_string(hot[0].column(0), 0).unwrap(),
+        (24 * 4 * 4).to_string()
+    );
+    store.write(&batches(false)[3 * 24 * 4 - 1]).unwrap();
+}

@@ -273,7 +273,9 @@ impl TableProvider for TieredTable {
                 .with_file_group(FileGroup::new(files))
                 .with_projection_indices(Some(needed.clone()))?
                 .build();
-            let mut plan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+            let mut plan: Arc<dyn ExecutionPlan> = Arc::new(ColdErrors {
+                input: DataSourceExec::from_data_source(config),
+            });
             if let Some(p) = predicate {
                 let schema = DFSchema::try_from(plan.schema().as_ref().clone())?;
                 let expr = state.create_physical_expr(p, &schema)?;
@@ -358,5 +360,72 @@ impl ExecutionPlan for TieredExec {
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
         self.input.execute(partition, context)
+    }
+}
+
+/// Names the cold tier in the errors of the Parquet scan below it, so that a query
+/// failing because the object store is unreachable says where the problem is.
+#[derive(Debug)]
+struct ColdErrors {
+    input: Arc<dyn ExecutionPlan>,
+}
+
+impl DisplayAs for ColdErrors {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ColdTierScan")
+    }
+}
+
+impl ExecutionPlan for ColdErrors {
+    fn name(&self) -> &'static str {
+        "ColdTierScan"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let input = children
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("ColdTierScan takes one child".to_string()))?;
+        Ok(Arc::new(ColdErrors { input }))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        use futures::TryStreamExt;
+        let cold = |e: DataFusionError| {
+            DataFusionError::Execution(format!("cold tier (Parquet on the object store): {e}"))
+        };
+        let stream = self.input.execute(partition, context).map_err(cold)?;
+        let schema = stream.schema();
+        Ok(Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                schema,
+                stream.map_err(cold),
+            ),
+        ))
     }
 }
