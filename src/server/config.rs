@@ -305,14 +305,32 @@ impl ServerConfig {
     }
 
     /// The configuration as TOML.
+    ///
+    /// The auth token is printed as `"<redacted>"`: `--print-config` output ends up in
+    /// terminals, logs and bug reports.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+        let mut shown = self.clone();
+        if shown.auth_token.is_some() {
+            shown.auth_token = Some("<redacted>".into());
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printed_configs_hide_the_auth_token() {
+        let config = ServerConfig {
+            auth_token: Some("s3cret-token".into()),
+            ..ServerConfig::default()
+        };
+        let text = config.to_toml();
+        assert!(!text.contains("s3cret-token"), "{text}");
+        assert!(text.contains("auth_token = \"<redacted>\""), "{text}");
+    }
 
     #[test]
     fn defaults_round_trip_through_toml() {
@@ -339,7 +357,11 @@ mod tests {
         assert_eq!(c.auth_token.as_deref(), Some("t"));
         assert!(!c.flight.enabled);
         assert_eq!(c.flight.addr.port(), 50051);
-        assert_eq!(toml::from_str::<ServerConfig>(&c.to_toml()).unwrap(), c);
+        // Printed with the token hidden, everything else as it was.
+        let mut printed: ServerConfig = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(printed.auth_token.as_deref(), Some("<redacted>"));
+        printed.auth_token = c.auth_token.clone();
+        assert_eq!(printed, c);
         let empty: ServerConfig = toml::from_str("auth_token = \"\"").unwrap();
         assert!(empty.check().is_err());
         assert!(c.check().is_ok());
