@@ -342,13 +342,18 @@ fn start_victoria(dir: &Path) -> Option<(Victoria, SocketAddr)> {
     Some((victoria, addr))
 }
 
-/// Starts MetricStore in-process with default settings (WAL on) on a free port.
-fn start_metricstore(dir: &Path) -> (SocketAddr, tokio::runtime::Runtime) {
+/// Starts MetricStore in-process with default settings (WAL on) on free ports, StatsD
+/// flushing every `statsd_flush_secs`; returns the HTTP and StatsD addresses.
+fn start_metricstore(
+    dir: &Path,
+    statsd_flush_secs: u64,
+) -> (SocketAddr, Option<SocketAddr>, tokio::runtime::Runtime) {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let config = ServerConfig {
         data_dir: dir.to_path_buf(),
         http_addr: "127.0.0.1:0".parse().expect("address"),
         statsd_addr: "127.0.0.1:0".parse().expect("address"),
+        statsd_flush_secs,
         // No Flight SQL: its default port is fixed and these servers run in parallel.
         flight: metricstore::server::config::FlightSettings {
             enabled: false,
@@ -366,8 +371,8 @@ fn start_metricstore(dir: &Path) -> (SocketAddr, tokio::runtime::Runtime) {
             eprintln!("server failed: {e}");
         }
     });
-    let (http, _) = rx.recv().expect("server address");
-    (http, runtime)
+    let (http, statsd) = rx.recv().expect("server address");
+    (http, statsd, runtime)
 }
 
 fn report(name: &str, ours: &Outcome, theirs: Option<&Outcome>) {
@@ -392,27 +397,7 @@ fn report(name: &str, ours: &Outcome, theirs: Option<&Outcome>) {
 
 fn statsd(rate: u64) -> std::io::Result<()> {
     let dir = tempfile::tempdir()?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    let config = ServerConfig {
-        data_dir: dir.path().to_path_buf(),
-        http_addr: "127.0.0.1:0".parse().expect("address"),
-        statsd_addr: "127.0.0.1:0".parse().expect("address"),
-        statsd_flush_secs: 1,
-        // No Flight SQL: its default port is fixed and these servers run in parallel.
-        flight: metricstore::server::config::FlightSettings {
-            enabled: false,
-            ..Default::default()
-        },
-        ..ServerConfig::default()
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    runtime.spawn(async move {
-        let _ = serve(config, std::future::pending(), move |running| {
-            let _ = tx.send((running.http_addr, running.statsd_addr));
-        })
-        .await;
-    });
-    let (http, udp) = rx.recv().map_err(std::io::Error::other)?;
+    let (http, udp, _runtime) = start_metricstore(dir.path(), 1);
     let udp = udp.ok_or_else(|| std::io::Error::other("StatsD is off"))?;
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     let per_packet = 25u64;
@@ -482,7 +467,7 @@ fn main() -> std::io::Result<()> {
     let (addr, _runtime) = match args.target {
         Some(addr) => (addr, None),
         None => {
-            let (addr, runtime) = start_metricstore(&dir.path().join("metricstore"));
+            let (addr, _, runtime) = start_metricstore(&dir.path().join("metricstore"), 10);
             (addr, Some(runtime))
         }
     };

@@ -273,8 +273,9 @@ impl TableProvider for TieredTable {
                 .with_file_group(FileGroup::new(files))
                 .with_projection_indices(Some(needed.clone()))?
                 .build();
-            let mut plan: Arc<dyn ExecutionPlan> = Arc::new(ColdErrors {
+            let mut plan: Arc<dyn ExecutionPlan> = Arc::new(TieredExec {
                 input: DataSourceExec::from_data_source(config),
+                role: Role::ColdScan,
             });
             if let Some(p) = predicate {
                 let schema = DFSchema::try_from(plan.schema().as_ref().clone())?;
@@ -294,28 +295,45 @@ impl TableProvider for TieredTable {
         };
         Ok(Arc::new(TieredExec {
             input,
-            manifest: self.manifest.clone(),
+            role: Role::Manifest(self.manifest.clone()),
         }))
     }
 }
 
-/// Holds the manifest a plan was made with, so that tiering waits for the plan to
-/// take its hot snapshot before dropping rows (see [`crate::tier`]).
+/// What a [`TieredExec`] adds to the plan below it, which it otherwise passes through.
+#[derive(Debug, Clone)]
+enum Role {
+    /// Above the union of both tiers: holds the manifest the plan was made with, so
+    /// that tiering waits for the plan to take its hot snapshot before dropping rows
+    /// (see [`crate::tier`]).
+    Manifest(Arc<Manifest>),
+    /// Above the Parquet scan: names the cold tier in its errors, so that a query
+    /// failing because the object store is unreachable says where the problem is.
+    ColdScan,
+}
+
+/// A pass-through plan node of a tiered table; see [`Role`].
 #[derive(Debug)]
 pub struct TieredExec {
     input: Arc<dyn ExecutionPlan>,
-    manifest: Arc<Manifest>,
+    role: Role,
 }
 
 impl DisplayAs for TieredExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TieredExec: manifest version {}", self.manifest.version)
+        match &self.role {
+            Role::Manifest(m) => write!(f, "TieredExec: manifest version {}", m.version),
+            Role::ColdScan => write!(f, "ColdTierScan"),
+        }
     }
 }
 
 impl ExecutionPlan for TieredExec {
     fn name(&self) -> &'static str {
-        "TieredExec"
+        match self.role {
+            Role::Manifest(_) => "TieredExec",
+            Role::ColdScan => "ColdTierScan",
+        }
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
@@ -347,10 +365,10 @@ impl ExecutionPlan for TieredExec {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let input = children
             .pop()
-            .ok_or_else(|| DataFusionError::Internal("TieredExec takes one child".to_string()))?;
+            .ok_or_else(|| DataFusionError::Internal(format!("{} takes one child", self.name())))?;
         Ok(Arc::new(TieredExec {
             input,
-            manifest: self.manifest.clone(),
+            role: self.role.clone(),
         }))
     }
 
@@ -359,62 +377,9 @@ impl ExecutionPlan for TieredExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        self.input.execute(partition, context)
-    }
-}
-
-/// Names the cold tier in the errors of the Parquet scan below it, so that a query
-/// failing because the object store is unreachable says where the problem is.
-#[derive(Debug)]
-struct ColdErrors {
-    input: Arc<dyn ExecutionPlan>,
-}
-
-impl DisplayAs for ColdErrors {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ColdTierScan")
-    }
-}
-
-impl ExecutionPlan for ColdErrors {
-    fn name(&self) -> &'static str {
-        "ColdTierScan"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.input.properties()
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let input = children
-            .pop()
-            .ok_or_else(|| DataFusionError::Internal("ColdTierScan takes one child".to_string()))?;
-        Ok(Arc::new(ColdErrors { input }))
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        context: Arc<TaskContext>,
-    ) -> DfResult<SendableRecordBatchStream> {
+        if let Role::Manifest(_) = self.role {
+            return self.input.execute(partition, context);
+        }
         use futures::TryStreamExt;
         let cold = |e: DataFusionError| {
             DataFusionError::Execution(format!("cold tier (Parquet on the object store): {e}"))

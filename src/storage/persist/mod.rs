@@ -60,6 +60,15 @@ pub enum FormatError {
     },
 }
 
+impl FormatError {
+    /// File offset of the damage.
+    pub fn offset(&self) -> u64 {
+        match self {
+            FormatError::Truncated { offset, .. } | FormatError::Invalid { offset, .. } => *offset,
+        }
+    }
+}
+
 /// Why the WAL or a checkpoint could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {

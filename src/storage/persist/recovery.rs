@@ -85,7 +85,7 @@ pub(super) fn recover(
                 report.corrupt.push(CorruptRecord {
                     path: path.clone(),
                     offset: match &e {
-                        PersistError::Format { source, .. } => source_offset(source),
+                        PersistError::Format { source, .. } => source.offset(),
                         _ => 0,
                     },
                     message: e.to_string(),
@@ -135,7 +135,7 @@ pub(super) fn recover(
         if let Some(e) = replay_failure {
             report.corrupt.push(CorruptRecord {
                 path: segment.path.clone(),
-                offset: source_offset(&e),
+                offset: e.offset(),
                 message: format!("record does not decode: {e}"),
             });
         }
@@ -210,13 +210,6 @@ fn not_in_checkpoint(batch: WriteBatch, seq: u64, table_seqs: &HashMap<String, u
         }
     }
     kept
-}
-
-fn source_offset(e: &super::FormatError) -> u64 {
-    match e {
-        super::FormatError::Truncated { offset, .. }
-        | super::FormatError::Invalid { offset, .. } => *offset,
-    }
 }
 
 /// Removes checkpoint files a crash left half written.
