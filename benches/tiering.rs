@@ -27,7 +27,7 @@ fn tier_all(
             ..StorageConfig::default()
         },
         tier: Some(TierConfig {
-            default_hot_for: Duration::ZERO,
+            policies: metricstore::tier::Policies::hot_for_all(Duration::ZERO),
             ..TierConfig::new(dir)
         }),
         ..Config::default()

@@ -617,8 +617,8 @@ async fn retention_policies_and_tiering_over_http() {
     let server = Server::start(Server::without_statsd()).await;
     let (status, body) = server.json("GET", "/api/v1/admin/retention", "").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["data"]["default_hot_for_secs"], 86_400);
-    let repeated = r#"{"default_hot_for_secs": 60, "policies": [
+    assert_eq!(body["data"]["hot_for_secs"], 86_400);
+    let repeated = r#"{"hot_for_secs": 60, "policies": [
         {"tables": "cpu*", "hot_for_secs": 60}, {"tables": "cpu*", "hot_for_secs": 5}]}"#;
     let (status, body) = server
         .json("PUT", "/api/v1/admin/retention", repeated)
@@ -628,13 +628,38 @@ async fn retention_policies_and_tiering_over_http() {
         body["error"].as_str().unwrap().contains("repeats"),
         "{body}"
     );
-    let policies = r#"{"default_hot_for_secs": 86400, "policies": [
-        {"tables": "cpu*", "hot_for_secs": 3600}]}"#;
+    let bad_selector = r#"{"hot_for_secs": 60, "policies": [
+        {"tables": "cpu*", "series": "{host=~\"(\"}", "raw_for_secs": 60}]}"#;
+    let (status, body) = server
+        .json("PUT", "/api/v1/admin/retention", bad_selector)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("policy 0") && error.contains("series selector"),
+        "{body}"
+    );
+    let bad_level =
+        r#"{"hot_for_secs": 60, "levels": [{"width_secs": 3600}, {"width_secs": 300}]}"#;
+    let (status, body) = server
+        .json("PUT", "/api/v1/admin/retention", bad_level)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("coarser"),
+        "{body}"
+    );
+    let policies = r#"{"hot_for_secs": 86400, "levels": [{"width_secs": 300, "keep_for_secs": 2592000}],
+        "policies": [{"tables": "cpu*", "hot_for_secs": 3600},
+                     {"tables": "*", "series": "{env=\"dev\"}", "raw_for_secs": 604800}]}"#;
     let (status, body) = server
         .json("PUT", "/api/v1/admin/retention", policies)
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["policies"][0]["tables"], "cpu*");
+    assert_eq!(body["data"]["policies"][1]["series"], "{env=\"dev\"}");
+    assert_eq!(body["data"]["policies"][1]["raw_for_secs"], 604_800);
+    assert_eq!(body["data"]["levels"][0]["keep_for_secs"], 2_592_000);
 
     let mut lines = String::new();
     for i in 0..48 {

@@ -134,7 +134,7 @@ fn storage() -> Arc<Storage> {
 
 fn config() -> TierConfig {
     TierConfig {
-        default_hot_for: Duration::from_secs(6 * 3600),
+        policies: metricstore::tier::Policies::hot_for_all(Duration::from_secs(6 * 3600)),
         ..TierConfig::new(std::env::temp_dir())
     }
 }

@@ -32,7 +32,7 @@ fn tiered(dir: &Path) -> Config {
             ..DurabilityConfig::new(dir.join("data"))
         }),
         tier: Some(TierConfig {
-            default_hot_for: Duration::from_secs(12 * 3600),
+            policies: metricstore::tier::Policies::hot_for_all(Duration::from_secs(12 * 3600)),
             ..TierConfig::new(dir.join("cold"))
         }),
     }

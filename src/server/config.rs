@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
+use crate::server::retention::RetentionSettings;
 use crate::{DurabilityConfig, FsyncPolicy, StorageConfig};
 
 /// Everything `metricstore serve` can be told.
@@ -53,22 +54,10 @@ pub struct TierSettings {
     pub enabled: bool,
     /// Directory of the Parquet files and manifest; empty = `<data_dir>/cold`.
     pub dir: PathBuf,
-    /// Seconds rows stay in memory unless a policy says otherwise.
-    pub hot_for_secs: u64,
     /// Seconds between tiering runs (`POST /api/v1/admin/tier` runs one now).
     pub interval_secs: u64,
-    /// Per-table windows, first match wins.
-    pub policies: Vec<PolicySettings>,
-}
-
-/// One retention policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicySettings {
-    /// Table name glob (`*`, `?`).
-    pub tables: String,
-    /// Seconds these tables' rows stay in memory.
-    pub hot_for_secs: u64,
+    /// The default policy and the per-table / per-series ones (`[tier.retention]`).
+    pub retention: RetentionSettings,
 }
 
 impl Default for TierSettings {
@@ -76,32 +65,33 @@ impl Default for TierSettings {
         TierSettings {
             enabled: true,
             dir: PathBuf::new(),
-            hot_for_secs: 24 * 3600,
             interval_secs: 600,
-            policies: Vec::new(),
+            retention: RetentionSettings::default(),
         }
     }
 }
 
 impl TierSettings {
     /// The engine's configuration for `data_dir`, `None` when disabled.
-    pub fn to_config(&self, data_dir: &std::path::Path) -> Option<crate::TierConfig> {
-        self.enabled.then(|| crate::TierConfig {
+    pub fn to_config(
+        &self,
+        data_dir: &std::path::Path,
+    ) -> Result<Option<crate::TierConfig>, ConfigError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let policies = self
+            .retention
+            .to_policies()
+            .map_err(|e| ConfigError::Invalid(format!("[tier]: {e}")))?;
+        Ok(Some(crate::TierConfig {
             dir: if self.dir.as_os_str().is_empty() {
                 data_dir.join("cold")
             } else {
                 self.dir.clone()
             },
-            policies: self
-                .policies
-                .iter()
-                .map(|p| crate::tier::RetentionPolicy {
-                    tables: p.tables.clone(),
-                    hot_for: Duration::from_secs(p.hot_for_secs),
-                })
-                .collect(),
-            default_hot_for: Duration::from_secs(self.hot_for_secs),
-        })
+            policies,
+        }))
     }
 }
 

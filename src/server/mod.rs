@@ -17,6 +17,7 @@ pub mod config;
 pub mod flight;
 mod http;
 pub mod metrics;
+pub mod retention;
 mod statsd;
 
 use std::future::Future;
@@ -85,7 +86,7 @@ pub async fn serve(
     let store = Arc::new(MetricStore::open(Config {
         storage: config.storage.to_config(),
         durability: config.durability.to_config(&config.data_dir),
-        tier: config.tier.to_config(&config.data_dir),
+        tier: config.tier.to_config(&config.data_dir)?,
     })?);
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await

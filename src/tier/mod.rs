@@ -20,6 +20,7 @@
 
 mod manifest;
 mod parquet;
+mod policy;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use object_store::path::Path;
 use parking_lot::RwLock;
 
 pub use manifest::{FileEntry, Manifest, TableManifest};
+pub use policy::{Policies, RetentionPolicy, RollupLevel, SeriesSelector, compact_duration};
 
 use crate::storage::{Storage, TimeRange};
 
@@ -65,69 +67,23 @@ pub enum TierError {
     Config(String),
 }
 
-/// How long a table's rows stay hot. The first policy whose glob matches the table
-/// name applies; [`TierConfig::default_hot_for`] covers the rest.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetentionPolicy {
-    /// Table name glob: `*` matches any run of characters, `?` one character.
-    pub tables: String,
-    /// How long rows stay in memory.
-    pub hot_for: Duration,
-}
-
 /// Where the cold tier lives and what moves there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TierConfig {
     /// Root directory of the Parquet files and the manifest.
     pub dir: PathBuf,
-    /// Policies, first match wins.
-    pub policies: Vec<RetentionPolicy>,
-    /// How long rows of tables no policy names stay in memory.
-    pub default_hot_for: Duration,
+    /// The retention policies.
+    pub policies: Policies,
 }
 
 impl TierConfig {
-    /// Local files under `dir`, everything hot for a day.
+    /// Local files under `dir`, everything hot for a day and kept forever.
     pub fn new(dir: impl Into<PathBuf>) -> TierConfig {
         TierConfig {
             dir: dir.into(),
-            policies: Vec::new(),
-            default_hot_for: Duration::from_secs(24 * 3600),
+            policies: Policies::default(),
         }
     }
-
-    /// How long rows of `table` stay hot.
-    pub fn hot_for(&self, table: &str) -> Duration {
-        self.policies
-            .iter()
-            .find(|p| glob(&p.tables, table))
-            .map_or(self.default_hot_for, |p| p.hot_for)
-    }
-}
-
-/// `*` and `?` glob matching over chars.
-fn glob(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    // Classic two-pointer match with backtracking to the last star.
-    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
-    while j < n.len() {
-        if i < p.len() && (p[i] == '?' || p[i] == n[j]) {
-            i += 1;
-            j += 1;
-        } else if i < p.len() && p[i] == '*' {
-            star = Some(i);
-            mark = j;
-            i += 1;
-        } else if let Some(s) = star {
-            i = s + 1;
-            mark += 1;
-            j = mark;
-        } else {
-            return false;
-        }
-    }
-    p[i..].iter().all(|&c| c == '*')
 }
 
 /// What one tiering run did.
@@ -204,28 +160,9 @@ impl ColdTier {
         self.config.read().clone()
     }
 
-    /// Replaces the retention policies (from the next run on). Refuses empty globs
-    /// and repeated ones, naming them.
-    pub fn set_policies(
-        &self,
-        policies: Vec<RetentionPolicy>,
-        default_hot_for: Duration,
-    ) -> Result<(), TierError> {
-        for (i, p) in policies.iter().enumerate() {
-            if p.tables.is_empty() {
-                return Err(TierError::Config(format!("policy {i}: empty table glob")));
-            }
-            if policies[..i].iter().any(|q| q.tables == p.tables) {
-                return Err(TierError::Config(format!(
-                    "policy {i}: glob {:?} repeats an earlier policy (first match wins, so it would never apply)",
-                    p.tables
-                )));
-            }
-        }
-        let mut config = self.config.write();
-        config.policies = policies;
-        config.default_hot_for = default_hot_for;
-        Ok(())
+    /// Replaces the retention policies (from the next run on).
+    pub fn set_policies(&self, policies: Policies) {
+        self.config.write().policies = policies;
     }
 
     /// Moves every table's rows older than its hot window (as of `now_ms`) to Parquet.
@@ -235,7 +172,7 @@ impl ColdTier {
         let mut report = TierReport::default();
         let span = storage.config().chunk_span_ms.max(1);
         for table in storage.table_names() {
-            let hot_for = self.config.read().hot_for(&table).as_millis() as i64;
+            let hot_for = self.config.read().policies.hot_for(&table).as_millis() as i64;
             // Aligned to the chunk span: no chunk straddles the cutoff, so dropping
             // the tiered rows frees whole chunks.
             let cutoff = (now_ms.saturating_sub(hot_for)).div_euclid(span) * span;
@@ -302,22 +239,5 @@ impl ColdTier {
         for (table, entry) in &self.manifest().tables {
             storage.drop_before(table, entry.tiered_until);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob;
-
-    #[test]
-    fn globs_match_like_shells() {
-        assert!(glob("*", "anything"));
-        assert!(glob("node_*", "node_cpu"));
-        assert!(!glob("node_*", "go_gc"));
-        assert!(glob("a?c*", "abcdef"));
-        assert!(glob("*_total", "http_requests_total"));
-        assert!(!glob("*_total", "http_requests_totals"));
-        assert!(glob("", ""));
-        assert!(!glob("", "x"));
     }
 }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
 use crate::MetricStore;
+use crate::server::retention::RetentionSettings;
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -135,16 +136,6 @@ pub async fn tier(
     Ok(axum::Json(body).into_response())
 }
 
-/// The retention policies as the admin API shows and takes them.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionBody {
-    /// Seconds rows of tables no policy names stay in memory.
-    pub default_hot_for_secs: u64,
-    /// First match wins.
-    pub policies: Vec<crate::server::config::PolicySettings>,
-}
-
 fn cold(state: &AppState) -> Result<&std::sync::Arc<crate::ColdTier>, ApiError> {
     state
         .store
@@ -152,20 +143,10 @@ fn cold(state: &AppState) -> Result<&std::sync::Arc<crate::ColdTier>, ApiError> 
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no cold tier configured"))
 }
 
-/// `GET /api/v1/admin/retention`.
+/// `GET /api/v1/admin/retention`: the policies in force, as
+/// [`RetentionSettings`] (the `[tier.retention]` section of the config file).
 pub async fn retention(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let config = cold(&state)?.config();
-    let body = RetentionBody {
-        default_hot_for_secs: config.default_hot_for.as_secs(),
-        policies: config
-            .policies
-            .iter()
-            .map(|p| crate::server::config::PolicySettings {
-                tables: p.tables.clone(),
-                hot_for_secs: p.hot_for.as_secs(),
-            })
-            .collect(),
-    };
+    let body = RetentionSettings::from_policies(&cold(&state)?.config().policies);
     Ok(axum::Json(serde_json::json!({"status": "success", "data": body})).into_response())
 }
 
@@ -174,21 +155,11 @@ pub async fn set_retention(
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let body: RetentionBody = serde_json::from_slice(&body)
+    let settings: RetentionSettings = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid retention policies: {e}")))?;
-    let policies = body
-        .policies
-        .iter()
-        .map(|p| crate::tier::RetentionPolicy {
-            tables: p.tables.clone(),
-            hot_for: std::time::Duration::from_secs(p.hot_for_secs),
-        })
-        .collect();
-    cold(&state)?
-        .set_policies(
-            policies,
-            std::time::Duration::from_secs(body.default_hot_for_secs),
-        )
+    let policies = settings
+        .to_policies()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    cold(&state)?.set_policies(policies);
     retention(State(state)).await
 }

@@ -15,7 +15,7 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
-use crate::storage::{MatchOp, Matcher, TimeRange};
+use crate::storage::{Matcher, TimeRange};
 
 const NAME: &str = "__name__";
 
@@ -68,15 +68,7 @@ fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
 }
 
 fn matcher(m: &promql_parser::label::Matcher) -> Result<Matcher, ApiError> {
-    use promql_parser::label::MatchOp as P;
-    let op = match m.op {
-        P::Equal => MatchOp::Equal,
-        P::NotEqual => MatchOp::NotEqual,
-        P::Re(_) => MatchOp::RegexMatch,
-        P::NotRe(_) => MatchOp::NotRegexMatch,
-    };
-    Matcher::new(m.name.clone(), op, m.value.clone())
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+    Matcher::from_promql(m).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 fn parse_selector(text: &str) -> Result<Vec<Selector>, ApiError> {

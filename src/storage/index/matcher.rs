@@ -94,6 +94,18 @@ impl Matcher {
         }
     }
 
+    /// Converts a matcher of a parsed PromQL selector.
+    pub fn from_promql(m: &promql_parser::label::Matcher) -> Result<Self, IndexError> {
+        use promql_parser::label::MatchOp as P;
+        let op = match m.op {
+            P::Equal => MatchOp::Equal,
+            P::NotEqual => MatchOp::NotEqual,
+            P::Re(_) => MatchOp::RegexMatch,
+            P::NotRe(_) => MatchOp::NotRegexMatch,
+        };
+        Matcher::new(m.name.clone(), op, m.value.clone())
+    }
+
     /// `name="value"`.
     pub fn eq(name: impl Into<String>, value: impl Into<String>) -> Self {
         Self::literal(name.into(), MatchOp::Equal, value.into())
