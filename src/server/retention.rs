@@ -138,7 +138,7 @@ impl RetentionSettings {
                 .map(|p| PolicySettings {
                     tables: p.tables.clone(),
                     series: p.series.as_ref().map(|s| s.text().to_string()),
-                    hot_for_secs: p.series.is_none().then(|| p.hot_for.as_secs()),
+                    hot_for_secs: p.series.is_none().then_some(p.hot_for.as_secs()),
                     raw_for_secs: p.raw_for.map(|d| d.as_secs()),
                     levels: level_settings(&p.levels),
                 })

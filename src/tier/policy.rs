@@ -94,7 +94,7 @@ impl RollupLevel {
 pub fn compact_duration(d: Duration) -> String {
     let secs = d.as_secs();
     for (unit, len) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if secs >= len && secs % len == 0 {
+        if secs >= len && secs.is_multiple_of(len) {
             return format!("{}{unit}", secs / len);
         }
     }
@@ -146,20 +146,20 @@ impl RetentionPolicy {
                     "level {i}: width must be a whole, positive number of seconds"
                 ));
             }
-            if 86_400 % secs != 0 && secs % 86_400 != 0 {
+            if !86_400u64.is_multiple_of(secs) && !secs.is_multiple_of(86_400) {
                 return bad(format!(
                     "level {}: width must divide a day (or be whole days) so buckets align with days",
                     level.name()
                 ));
             }
-            if let Some(prev) = i.checked_sub(1).map(|p| self.levels[p]) {
-                if secs <= prev.width.as_secs() || secs % prev.width.as_secs() != 0 {
-                    return bad(format!(
-                        "level {} must be coarser than and a multiple of level {}",
-                        level.name(),
-                        prev.name()
-                    ));
-                }
+            if let Some(prev) = i.checked_sub(1).map(|p| self.levels[p])
+                && (secs <= prev.width.as_secs() || !secs.is_multiple_of(prev.width.as_secs()))
+            {
+                return bad(format!(
+                    "level {} must be coarser than and a multiple of level {}",
+                    level.name(),
+                    prev.name()
+                ));
             }
         }
         Ok(())
