@@ -127,10 +127,8 @@ impl MetricStore {
         };
         let cold = match config.tier {
             None => None,
-            // The manifest is small and read once; the local store needs no runtime.
             Some(t) => Some(Arc::new(
-                futures::executor::block_on(ColdTier::open(t))
-                    .map_err(|e| Error::Durability(e.to_string()))?,
+                ColdTier::open_blocking(t).map_err(|e| Error::ColdTier(e.to_string()))?,
             )),
         };
         if let Some(cold) = &cold {
@@ -242,7 +240,7 @@ impl MetricStore {
         let report = cold
             .run(&self.storage, now_ms)
             .await
-            .map_err(|e| Error::Durability(e.to_string()))?;
+            .map_err(|e| Error::ColdTier(e.to_string()))?;
         if report.rows > 0
             && let Some(d) = &self.durable
         {

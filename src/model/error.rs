@@ -138,6 +138,10 @@ pub enum Error {
     #[error("durability: {0}")]
     Durability(String),
 
+    /// The cold tier failed (the message names it and the object store's error).
+    #[error("{0}")]
+    ColdTier(String),
+
     /// An Arrow error while building results.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),

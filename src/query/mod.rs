@@ -42,7 +42,8 @@ pub use rollup_rule::BucketAggregateRule;
 pub use tiered::{TieredExec, TieredTable};
 
 use crate::storage::Storage;
-use crate::tier::ColdTier;
+use crate::tier::{ColdTier, StoreRegistry};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 
 /// Catalog name of the store's tables.
 pub const CATALOG: &str = "metricstore";
@@ -56,7 +57,14 @@ pub fn session(storage: Arc<Storage>, cold: Option<Arc<ColdTier>>) -> DfResult<S
         .with_default_catalog_and_schema(CATALOG, SCHEMA)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true);
-    let ctx = SessionContext::new_with_config(config);
+    let options = cold
+        .as_ref()
+        .map(|c| c.config().store_options)
+        .unwrap_or_default();
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(StoreRegistry::new(options)))
+        .build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     let catalog = MemoryCatalogProvider::new();
     if let Some(cold) = &cold {
         let (store, url) = cold.store();

@@ -54,6 +54,13 @@ pub struct TierSettings {
     pub enabled: bool,
     /// Directory of the Parquet files and manifest; empty = `<data_dir>/cold`.
     pub dir: PathBuf,
+    /// An object store URL instead of `dir`: `s3://bucket/prefix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Object store options (`aws_endpoint`, `aws_region`, `aws_access_key_id`,
+    /// `aws_secret_access_key`, `aws_allow_http`, ...; `AWS_*` environment variables
+    /// apply too). Also used by `COPY ... TO 's3://...'`.
+    pub store_options: std::collections::BTreeMap<String, String>,
     /// Seconds between tiering runs (`POST /api/v1/admin/tier` runs one now).
     pub interval_secs: u64,
     /// The default policy and the per-table / per-series ones (`[tier.retention]`).
@@ -65,6 +72,8 @@ impl Default for TierSettings {
         TierSettings {
             enabled: true,
             dir: PathBuf::new(),
+            url: None,
+            store_options: Default::default(),
             interval_secs: 600,
             retention: RetentionSettings::default(),
         }
@@ -90,6 +99,8 @@ impl TierSettings {
             } else {
                 self.dir.clone()
             },
+            url: self.url.clone(),
+            store_options: self.store_options.clone(),
             policies,
         }))
     }
@@ -303,6 +314,14 @@ impl ServerConfig {
         if shown.auth_token.is_some() {
             shown.auth_token = Some("<redacted>".into());
         }
+        for (key, value) in shown.tier.store_options.iter_mut() {
+            if ["secret", "token", "password"]
+                .iter()
+                .any(|s| key.contains(s))
+            {
+                *value = "<redacted>".into();
+            }
+        }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
     }
 }
@@ -313,12 +332,20 @@ mod tests {
 
     #[test]
     fn printed_configs_hide_the_auth_token() {
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             auth_token: Some("s3cret-token".into()),
             ..ServerConfig::default()
         };
+        config.tier.store_options.extend([
+            (
+                "aws_secret_access_key".to_string(),
+                "s3cret-key".to_string(),
+            ),
+            ("aws_region".to_string(), "eu-west-1".to_string()),
+        ]);
         let text = config.to_toml();
-        assert!(!text.contains("s3cret-token"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("eu-west-1"), "{text}");
         assert!(text.contains("auth_token = \"<redacted>\""), "{text}");
     }
 

@@ -21,19 +21,21 @@
 mod manifest;
 mod parquet;
 mod policy;
+mod store;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::execution::object_store::ObjectStoreUrl;
 use object_store::ObjectStore;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use parking_lot::RwLock;
 
 pub use manifest::{FileEntry, Manifest, TableManifest};
 pub use policy::{Policies, RetentionPolicy, RollupLevel, SeriesSelector, compact_duration};
+pub use store::{StoreRegistry, open_store};
 
 use crate::storage::{Storage, TimeRange};
 
@@ -70,20 +72,39 @@ pub enum TierError {
 /// Where the cold tier lives and what moves there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TierConfig {
-    /// Root directory of the Parquet files and the manifest.
+    /// Root directory of the Parquet files and the manifest, unless `url` is set.
     pub dir: PathBuf,
+    /// An object store URL for the root instead (`s3://bucket/prefix`).
+    pub url: Option<String>,
+    /// Options of the object store (`aws_endpoint`, `aws_access_key_id`, ...); also
+    /// used for `COPY TO 's3://...'`.
+    pub store_options: BTreeMap<String, String>,
     /// The retention policies.
     pub policies: Policies,
 }
 
 impl TierConfig {
+    /// Where the root is, as `url` or the directory.
+    pub fn location(&self) -> String {
+        self.url
+            .clone()
+            .unwrap_or_else(|| self.dir.to_string_lossy().into_owned())
+    }
+
     /// Local files under `dir`, everything hot for a day and kept forever.
     pub fn new(dir: impl Into<PathBuf>) -> TierConfig {
         TierConfig {
             dir: dir.into(),
+            url: None,
+            store_options: BTreeMap::new(),
             policies: Policies::default(),
         }
     }
+}
+
+/// The URL DataFusion knows the cold tier's store by.
+fn cold_url() -> Result<ObjectStoreUrl, TierError> {
+    ObjectStoreUrl::parse("metricstore-cold://").map_err(|e| TierError::Config(e.to_string()))
 }
 
 /// What one tiering run did.
@@ -115,16 +136,33 @@ pub struct ColdTier {
 }
 
 impl ColdTier {
-    /// Opens (creating) the cold tier under `config.dir` and reads its manifest.
+    /// Opens (creating) the cold tier at its location and reads its manifest.
     pub async fn open(config: TierConfig) -> Result<ColdTier, TierError> {
-        std::fs::create_dir_all(&config.dir).map_err(|e| {
-            TierError::Config(format!("cannot create {}: {e}", config.dir.display()))
+        let store = open_store(&config.location(), &config.store_options)?;
+        ColdTier::with_store(config, store, cold_url()?).await
+    }
+
+    /// [`ColdTier::open`] for callers outside an async runtime.
+    pub fn open_blocking(config: TierConfig) -> Result<ColdTier, TierError> {
+        let store = open_store(&config.location(), &config.store_options)?;
+        // The manifest is read through a second instance of the store on a one-off
+        // runtime: connections pooled there would die with it, and the store that
+        // serves queries must not inherit them.
+        let probe = open_store(&config.location(), &config.store_options)?;
+        let root = Path::default();
+        let manifest = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| TierError::Config(format!("no runtime: {e}")))?;
+                    runtime.block_on(Manifest::load(probe.as_ref(), &root))
+                })
+                .join()
+                .unwrap_or_else(|_| Err(TierError::Config("manifest reader panicked".into())))
         })?;
-        let store: Arc<dyn ObjectStore> =
-            Arc::new(LocalFileSystem::new_with_prefix(&config.dir)?.with_automatic_cleanup(true));
-        let url = ObjectStoreUrl::parse("metricstore-cold://")
-            .map_err(|e| TierError::Config(e.to_string()))?;
-        ColdTier::with_store(config, store, url).await
+        Ok(ColdTier::from_parts(config, store, cold_url()?, manifest))
     }
 
     /// The cold tier on any object store (tests wrap stores to inject failures).
@@ -133,16 +171,24 @@ impl ColdTier {
         store: Arc<dyn ObjectStore>,
         url: ObjectStoreUrl,
     ) -> Result<ColdTier, TierError> {
-        let root = Path::default();
-        let manifest = Manifest::load(store.as_ref(), &root).await?;
-        Ok(ColdTier {
+        let manifest = Manifest::load(store.as_ref(), &Path::default()).await?;
+        Ok(ColdTier::from_parts(config, store, url, manifest))
+    }
+
+    fn from_parts(
+        config: TierConfig,
+        store: Arc<dyn ObjectStore>,
+        url: ObjectStoreUrl,
+        manifest: Manifest,
+    ) -> ColdTier {
+        ColdTier {
             store,
             url,
-            root,
+            root: Path::default(),
             config: RwLock::new(config),
             manifest: RwLock::new(Arc::new(manifest)),
             running: tokio::sync::Mutex::new(()),
-        })
+        }
     }
 
     /// The manifest queries plan against.

@@ -23,7 +23,7 @@ pub fn code_of(e: &Error) -> Code {
         Error::BatchItem { source, .. } => code_of(source),
         Error::TableNotFound(_) => Code::NotFound,
         Error::MemoryLimit { .. } => Code::ResourceExhausted,
-        Error::Durability(_) => Code::Unavailable,
+        Error::Durability(_) | Error::ColdTier(_) => Code::Unavailable,
         Error::SeriesLimit { .. } | Error::TagValueLimit { .. } => Code::FailedPrecondition,
         Error::Query(q) => query_code(q),
         Error::Arrow(a) => arrow_code(a),

@@ -134,7 +134,7 @@ fn status_of(e: &Error) -> (StatusCode, Option<u32>) {
     use datafusion::error::DataFusionError as Df;
     let status = match e {
         Error::BatchItem { source, .. } => return status_of(source),
-        Error::MemoryLimit { .. } | Error::Durability(_) => {
+        Error::MemoryLimit { .. } | Error::Durability(_) | Error::ColdTier(_) => {
             return (StatusCode::SERVICE_UNAVAILABLE, Some(5));
         }
         Error::TableNotFound(_) => StatusCode::NOT_FOUND,
