@@ -42,6 +42,10 @@ pub struct TableManifest {
     pub fields: Vec<String>,
     /// The files, oldest first.
     pub files: Vec<FileEntry>,
+    /// Raw retention has deleted rows before this time (ms) for some or all series:
+    /// raw data is complete only from here on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_deleted_before: Option<i64>,
 }
 
 /// One version of the manifest.
@@ -113,6 +117,14 @@ impl Manifest {
         for version in keep_from.saturating_sub(16)..keep_from {
             let _ = store.delete(&version_path(root, version)).await;
         }
+    }
+
+    /// Every object the manifest references (garbage collection keeps these).
+    pub fn referenced(&self) -> std::collections::HashSet<&str> {
+        self.tables
+            .values()
+            .flat_map(|t| t.files.iter().map(|f| f.path.as_str()))
+            .collect()
     }
 
     /// When rows of `table` start being hot (`None`: nothing tiered).

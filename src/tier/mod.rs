@@ -18,9 +18,11 @@
 //! anywhere before leaves everything in memory, and the next run redoes the work
 //! (files are named deterministically, so a rerun overwrites its own leftovers).
 
+mod gc;
 mod manifest;
 mod parquet;
 mod policy;
+mod retention;
 mod store;
 
 use std::collections::BTreeMap;
@@ -35,6 +37,7 @@ use parking_lot::RwLock;
 
 pub use manifest::{FileEntry, Manifest, TableManifest};
 pub use policy::{Policies, RetentionPolicy, RollupLevel, SeriesSelector, compact_duration};
+pub use retention::Expired;
 pub use store::{StoreRegistry, open_store};
 
 use crate::storage::{Storage, TimeRange};
@@ -118,6 +121,10 @@ pub struct TierReport {
     pub files: usize,
     /// Bytes written.
     pub bytes: u64,
+    /// What raw retention deleted.
+    pub expired: Expired,
+    /// Unreferenced files deleted (leftovers of failed runs).
+    pub garbage: usize,
     /// Time taken.
     pub elapsed: Duration,
 }
@@ -215,7 +222,10 @@ impl ColdTier {
     pub async fn run(&self, storage: &Storage, now_ms: i64) -> Result<TierReport, TierError> {
         let _running = self.running.lock().await;
         let started = Instant::now();
-        let mut report = TierReport::default();
+        let mut report = TierReport {
+            garbage: self.collect_garbage().await?,
+            ..TierReport::default()
+        };
         let span = storage.config().chunk_span_ms.max(1);
         for table in storage.table_names() {
             let hot_for = self.config.read().policies.hot_for(&table).as_millis() as i64;
@@ -257,20 +267,20 @@ impl ColdTier {
             Manifest::remove_older(self.store.as_ref(), &self.root, old.version).await;
             // Queries planned on the old manifest scan the hot tier from its older
             // cutoff: let them take their hot snapshots before the rows go.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            retention::wait_for_readers(old).await;
             storage.drop_before(&table, cutoff);
             report.tables += 1;
         }
+        report.expired = self.expire(now_ms).await?;
         report.elapsed = started.elapsed();
-        if report.rows > 0 {
+        if report.rows > 0 || report.expired != Expired::default() {
             tracing::info!(
                 tables = report.tables,
                 rows = report.rows,
                 files = report.files,
                 bytes = report.bytes,
+                expired_rows = report.expired.rows,
+                garbage = report.garbage,
                 ms = report.elapsed.as_millis() as u64,
                 "tiering run"
             );

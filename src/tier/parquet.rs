@@ -45,7 +45,7 @@ pub(super) fn civil_date(days: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-fn parquet_error(table: &str, e: impl std::fmt::Display) -> TierError {
+pub(super) fn parquet_error(table: &str, e: impl std::fmt::Display) -> TierError {
     TierError::Parquet {
         table: table.to_string(),
         message: e.to_string(),
@@ -147,7 +147,10 @@ fn day_rows(
     filter_record_batch(batch, &mask)
 }
 
-fn encode(batch: &RecordBatch, time: usize) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+pub(super) fn encode(
+    batch: &RecordBatch,
+    time: usize,
+) -> Result<Vec<u8>, parquet::errors::ParquetError> {
     let sorting = (0..=time)
         .map(|c| parquet::file::metadata::SortingColumn {
             column_idx: c as i32,
