@@ -4,7 +4,6 @@
 //! real Alertmanager (Debian's `prometheus-alertmanager`, which `.ci/run` installs;
 //! skipped without it unless `METRICSTORE_CI` is set).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -155,10 +154,8 @@ async fn latest_state_threshold_and_absence() {
         ["gap"]
     );
     let g = a.group("g").unwrap();
-    let state = g.rules[1].state.lock();
-    let gap = state.instances().next().unwrap();
-    assert_eq!(gap.value, 7.0 * 60.0, "seconds since the last sample");
-    drop(state);
+    let gap = g.rules[1].state.lock().instances().next().unwrap().value;
+    assert_eq!(gap, 7.0 * 60.0, "seconds since the last sample");
     // Earlier, while gap still reported, it was not absent.
     assert!(
         hosts_at(&a, T0 + 5 * MIN, "Absent", AlertState::Firing)

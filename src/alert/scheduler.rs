@@ -15,10 +15,13 @@ use super::group::Group;
 use super::manager::Alerting;
 use super::now_ms;
 
+/// A group's task, with the group it runs (to tell a replaced group).
+type GroupTask = (Arc<Group>, tokio::task::JoinHandle<()>);
+
 /// The running group tasks; dropping it stops them.
 pub struct Scheduler {
     alerting: Weak<Alerting>,
-    tasks: Mutex<BTreeMap<String, (Arc<Group>, tokio::task::JoinHandle<()>)>>,
+    tasks: Mutex<BTreeMap<String, GroupTask>>,
 }
 
 impl Drop for Scheduler {
