@@ -47,6 +47,7 @@
 //! - [`sketch`]: the DDSketch quantile sketch (SQL functions and, later, rollups).
 //! - [`workload`]: the seeded TSBS workload shared by tests and benches.
 
+pub mod alert;
 mod background;
 pub mod ingest;
 pub mod model;

@@ -4,6 +4,7 @@
 //! metricstore serve [--config FILE] [--data-dir DIR] [--http-addr ADDR] [--statsd-addr ADDR]
 //!                   [--flight-addr ADDR] [--print-config]
 //! metricstore import <file.prom[.zst]>     ingest a Prometheus text file and print stats
+//! metricstore rules test <file.yml>...     test alert rules over input series
 //! ```
 //!
 //! `serve` runs with embedded defaults when given nothing: data under `./data`, HTTP on
@@ -66,6 +67,50 @@ enum Command {
         /// The file.
         file: PathBuf,
     },
+    /// Alert rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Evaluate rules over input series at given times and compare the alerts with
+    /// the expected ones (like `promtool test rules`); exits non-zero on a mismatch.
+    Test {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn rules_test(files: &[PathBuf]) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let mut failed = 0;
+    for file in files {
+        let report = runtime
+            .block_on(metricstore::alert::testing::run_file(file))
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        for f in &report.failures {
+            println!("FAILED {}: {f}", file.display());
+        }
+        println!(
+            "{}: {} checks, {} failed",
+            file.display(),
+            report.checks,
+            report.failures.len()
+        );
+        failed += report.failures.len();
+    }
+    if failed > 0 {
+        Err(format!("{failed} alert checks failed"))
+    } else {
+        Ok(())
+    }
 }
 
 fn open(path: &Path) -> Result<Box<dyn Read>, String> {
@@ -205,6 +250,9 @@ fn main() -> ExitCode {
             print_config,
         }),
         Command::Import { file } => import(&file),
+        Command::Rules {
+            command: RulesCommand::Test { files },
+        } => rules_test(&files),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

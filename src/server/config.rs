@@ -44,6 +44,86 @@ pub struct ServerConfig {
     pub durability: DurabilitySettings,
     /// The cold tier: where aging rows go as Parquet.
     pub tier: TierSettings,
+    /// Alert rules and where their notifications go.
+    pub alerting: AlertingSettings,
+}
+
+/// Alerting ([`crate::alert::AlertingConfig`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertingSettings {
+    /// Evaluate rules; off = no rules, no notifications.
+    pub enabled: bool,
+    /// YAML rule files (Prometheus' shape with `sql`), re-read by `POST /-/reload`.
+    pub rule_files: Vec<PathBuf>,
+    /// Alertmanager base URLs (`http://host:9093`); alerts go to `/api/v2/alerts`.
+    pub alertmanager_urls: Vec<String>,
+    /// Webhook URLs that get Alertmanager's webhook JSON.
+    pub webhook_urls: Vec<String>,
+    /// Seconds between evaluations of groups that name no interval.
+    pub evaluation_interval_secs: u64,
+    /// Seconds between re-sends of a firing alert.
+    pub resend_delay_secs: u64,
+    /// This server's URL as receivers should link to it (`generatorURL`); empty =
+    /// `http://<http_addr>`.
+    pub external_url: String,
+    /// Write the `alerts` history table.
+    pub history: bool,
+}
+
+impl Default for AlertingSettings {
+    fn default() -> Self {
+        AlertingSettings {
+            enabled: true,
+            rule_files: Vec::new(),
+            alertmanager_urls: Vec::new(),
+            webhook_urls: Vec::new(),
+            evaluation_interval_secs: 60,
+            resend_delay_secs: 60,
+            external_url: String::new(),
+            history: true,
+        }
+    }
+}
+
+impl AlertingSettings {
+    /// The alerting configuration of a server at `http_addr` keeping its files in
+    /// `data_dir` (`<data_dir>/alerts`).
+    pub fn to_config(
+        &self,
+        data_dir: &std::path::Path,
+        http_addr: SocketAddr,
+    ) -> crate::alert::AlertingConfig {
+        use crate::alert::{Receiver, ReceiverKind};
+        let receivers = self
+            .alertmanager_urls
+            .iter()
+            .map(|url| (ReceiverKind::Alertmanager, url))
+            .chain(
+                self.webhook_urls
+                    .iter()
+                    .map(|url| (ReceiverKind::Webhook, url)),
+            )
+            .map(|(kind, url)| Receiver {
+                kind,
+                url: url.clone(),
+            })
+            .collect();
+        crate::alert::AlertingConfig {
+            rule_files: self.rule_files.clone(),
+            default_interval: Duration::from_secs(self.evaluation_interval_secs.max(1)),
+            resend_delay: Duration::from_secs(self.resend_delay_secs),
+            state_dir: Some(data_dir.join("alerts")),
+            external_url: if self.external_url.is_empty() {
+                format!("http://{http_addr}")
+            } else {
+                self.external_url.clone()
+            },
+            receivers,
+            history: self.history,
+            ..crate::alert::AlertingConfig::default()
+        }
+    }
 }
 
 /// How rows age out of memory ([`crate::TierConfig`]).
@@ -214,6 +294,7 @@ impl Default for ServerConfig {
             storage: StorageSettings::default(),
             durability: DurabilitySettings::default(),
             tier: TierSettings::default(),
+            alerting: AlertingSettings::default(),
         }
     }
 }

@@ -59,6 +59,9 @@ pub enum ServerError {
     /// The configuration is not usable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The alert rules could not be loaded.
+    #[error(transparent)]
+    Alerting(#[from] crate::alert::AlertError),
 }
 
 /// A running server's addresses, for tests that bind port 0.
@@ -152,11 +155,25 @@ pub async fn serve(
         )));
         tracing::info!(addr = ?flight_addr, "Arrow Flight SQL listening");
     }
+    let alerting = if config.alerting.enabled {
+        let alerting = crate::alert::Alerting::new(
+            store.clone(),
+            config.alerting.to_config(&config.data_dir, http_addr),
+        )
+        .await?;
+        alerting.start();
+        tracing::info!(groups = alerting.groups().len(), "alerting started");
+        Some(alerting)
+    } else {
+        None
+    };
     let closing = store.clone();
+    let stopping = alerting.clone();
     let state = AppState {
         store,
         metrics,
         config: Arc::new(config),
+        alerting,
     };
     tracing::info!(%http_addr, "HTTP listening");
     on_ready(Running {
@@ -193,6 +210,11 @@ pub async fn serve(
         },
         None => Ok(()),
     };
+    if let Some(alerting) = stopping
+        && let Err(e) = alerting.stop()
+    {
+        tracing::error!(error = %e, "cannot save alert state");
+    }
     result.map_err(ServerError::Http)?;
     flight_result?;
     // A checkpoint now means the next start replays (almost) no WAL.

@@ -7,6 +7,7 @@
 //! | statistics | `percentile`, `median`, `zscore` | [`quantile`] |
 //! | sketches | `quantile_sketch`, `sketch_merge`, `sketch_quantile` | [`sketch`] |
 //! | selectors | `first`, `last`, `m4` | [`select`] |
+//! | evaluation time | `eval_time()` (alert rules) | [`clock`] |
 //!
 //! ```sql
 //! SELECT host, rate(value, time) FROM http_requests_total
@@ -37,6 +38,7 @@
 //!   non-literal parameter or `DISTINCT` are planning errors (`DataFusionError::Plan`)
 //!   that name the function and the argument.
 
+pub mod clock;
 pub mod counter;
 pub mod quantile;
 mod samples;
@@ -73,6 +75,7 @@ pub fn register_functions(ctx: &SessionContext) {
     {
         ctx.register_udf(udf);
     }
+    ctx.register_udf(clock::EvalTime::wall_clock());
 }
 
 /// The type a numeric value argument is computed as (`Float64`), or a planning error.

@@ -7,6 +7,8 @@
 //! | `GET/POST /api/v1/sql` | SQL (`q=` or the body); JSON, CSV or Arrow IPC |
 //! | `GET/POST /api/v1/labels`, `/api/v1/label/{name}/values`, `/api/v1/series` | Prometheus metadata |
 //! | `GET /api/v1/status/tsdb` | cardinality and storage totals |
+//! | `GET /api/v1/rules`, `GET /api/v1/alerts` | alert rules and alerts (Prometheus JSON) |
+//! | `PUT/DELETE /api/v1/admin/rules/{group}`, `POST /-/reload` | manage rule groups |
 //! | `GET /metrics`, `/-/healthy`, `/-/ready` | operations |
 //!
 //! With `auth_token` configured every route but `/-/healthy` and `/-/ready` needs
@@ -15,6 +17,7 @@
 //! Handlers translate between HTTP and the [`MetricStore`] facade; they hold no
 //! business logic.
 
+mod alerts;
 mod ops;
 mod prom;
 mod remote_write;
@@ -44,6 +47,8 @@ pub struct AppState {
     pub metrics: Arc<ServerMetrics>,
     /// The configuration in force.
     pub config: Arc<ServerConfig>,
+    /// Alert rules, when alerting is enabled.
+    pub alerting: Option<Arc<crate::alert::Alerting>>,
 }
 
 /// Refuses requests without the configured token (see [`crate::server::auth`]).
@@ -90,6 +95,13 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/admin/retention",
             get(ops::retention).put(ops::set_retention),
         )
+        .route("/api/v1/rules", get(alerts::rules))
+        .route("/api/v1/alerts", get(alerts::alerts))
+        .route(
+            "/api/v1/admin/rules/{group}",
+            axum::routing::put(alerts::put_group).delete(alerts::delete_group),
+        )
+        .route("/-/reload", post(alerts::reload))
         .route("/metrics", get(ops::metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .merge(probes)

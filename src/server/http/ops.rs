@@ -16,6 +16,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let series = storage.series_count();
     let mut text = state.metrics.render(storage.memory_used(), series);
     durability_metrics(&state.store, &mut text);
+    if let Some(alerting) = &state.alerting {
+        alerting.render_metrics(&mut text);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
