@@ -5,6 +5,8 @@
 //!                   [--flight-addr ADDR] [--print-config]
 //! metricstore import <file.prom[.zst]>     ingest a Prometheus text file and print stats
 //! metricstore rules test <file.yml>...     test alert rules over input series
+//! metricstore export --table T [--start S] [--end E] --to URL [--server URL]
+//!                                          one table's rows to Parquet (local or s3://)
 //! ```
 //!
 //! `serve` runs with embedded defaults when given nothing: data under `./data`, HTTP on
@@ -66,6 +68,26 @@ enum Command {
     Import {
         /// The file.
         file: PathBuf,
+    },
+    /// Export one table's rows in a time range as Parquet to a path or `s3://` URL,
+    /// through a running server (its object store credentials apply; the bearer token
+    /// comes from `METRICSTORE_AUTH_TOKEN`).
+    Export {
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// First time included: Unix milliseconds or RFC 3339.
+        #[arg(long)]
+        start: Option<String>,
+        /// First time excluded: Unix milliseconds or RFC 3339.
+        #[arg(long)]
+        end: Option<String>,
+        /// Destination: a path on the server's machine or `s3://bucket/key.parquet`.
+        #[arg(long)]
+        to: String,
+        /// The server's HTTP address.
+        #[arg(long, default_value = "http://127.0.0.1:9201")]
+        server: String,
     },
     /// Alert rules.
     Rules {
@@ -231,6 +253,20 @@ fn run_server(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+fn export(request: metricstore::server::export::Export, server: &str) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let token = std::env::var("METRICSTORE_AUTH_TOKEN").ok();
+    let rows = runtime.block_on(request.run(server, token.as_deref()))?;
+    println!(
+        "exported {rows} rows of {} to {}",
+        request.table, request.to
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -250,6 +286,21 @@ fn main() -> ExitCode {
             print_config,
         }),
         Command::Import { file } => import(&file),
+        Command::Export {
+            table,
+            start,
+            end,
+            to,
+            server,
+        } => export(
+            metricstore::server::export::Export {
+                table,
+                start,
+                end,
+                to,
+            },
+            &server,
+        ),
         Command::Rules {
             command: RulesCommand::Test { files },
         } => rules_test(&files),

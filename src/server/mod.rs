@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod export;
 pub mod flight;
 mod http;
 pub mod metrics;
