@@ -320,3 +320,25 @@ fn partial_writes_log_only_what_they_stored() {
     assert_eq!(dump(&store), before);
     assert!(store.recovery().unwrap().replay_errors.is_empty());
 }
+
+#[test]
+fn a_data_directory_serves_one_store_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    let err = MetricStore::open(config(dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("in use by another process"), "{err}");
+    first.write(&batch(1)).unwrap();
+    drop(first);
+    // Closing releases the lock, and the write is there.
+    let again = open(dir.path());
+    assert_eq!(dump(&again).len(), dump_len_of_one_batch());
+}
+
+fn dump_len_of_one_batch() -> usize {
+    let scratch = tempfile::tempdir().unwrap();
+    let store = open(scratch.path());
+    store.write(&batch(1)).unwrap();
+    dump(&store).len()
+}

@@ -97,6 +97,9 @@ pub enum PersistError {
     /// Recovery found damage and the configuration says not to start.
     #[error("refusing to start: {0}")]
     Refused(String),
+    /// Another process has the data directory open.
+    #[error("data directory {0} is in use by another process (it holds the LOCK file)")]
+    Locked(PathBuf),
 }
 
 impl From<PersistError> for Error {
@@ -198,6 +201,10 @@ pub struct DurabilityStats {
 #[derive(Debug)]
 pub(crate) struct Durability {
     config: DurabilityConfig,
+    /// An exclusive lock on `<dir>/LOCK` for as long as the store is open: two
+    /// processes appending to one WAL would interleave records and lose data. The OS
+    /// releases it when the process dies, so a crash never leaves it stale.
+    _lock: std::fs::File,
     wal: Wal,
     /// Held while a checkpoint is written: one at a time.
     running: Mutex<()>,
@@ -213,6 +220,20 @@ impl Durability {
     ) -> Result<(Durability, RecoveryReport), PersistError> {
         let wal_dir = config.wal_dir();
         std::fs::create_dir_all(&wal_dir).map_err(|e| io_error(&wal_dir, e))?;
+        let lock_path = config.dir.join("LOCK");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_error(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(PersistError::Locked(config.dir.clone()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&lock_path, e)),
+        }
         let (next_seq, segments, report) = recovery::recover(&config, storage)?;
         let wal = Wal::open(
             &wal_dir,
@@ -224,6 +245,7 @@ impl Durability {
         Ok((
             Durability {
                 config,
+                _lock: lock,
                 wal,
                 running: Mutex::new(()),
                 stats: Mutex::new(DurabilityStats::default()),
