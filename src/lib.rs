@@ -68,6 +68,7 @@ pub use model::{Error, FieldKind, Result, SeriesWrite, TagSet, WriteBatch};
 pub use storage::{Matcher, StorageConfig, StoreStats, TableSnapshot, TableStats, TimeRange};
 
 use parking_lot::Mutex;
+pub use query::QueryOptions;
 use storage::Storage;
 use storage::persist::Durability;
 pub use storage::persist::{
@@ -164,22 +165,32 @@ impl MetricStore {
     /// exports (it writes where this process can). The plan may hold `$1`..
     /// placeholders, bound with [`DataFrame::with_param_values`].
     pub async fn sql_frame(&self, sql: &str) -> Result<DataFrame> {
+        self.sql_frame_with(sql, &QueryOptions::default()).await
+    }
+
+    /// [`MetricStore::sql_frame`] with per-query options (for example
+    /// [`QueryOptions::partial`]); read `options.warnings()` once the result has been
+    /// consumed.
+    pub async fn sql_frame_with(&self, sql: &str, options: &QueryOptions) -> Result<DataFrame> {
         use datafusion::logical_expr::LogicalPlan;
-        let state = self.session.state();
+        let mut state = self.session.state();
+        state.config_mut().set_extension(Arc::new(options.clone()));
         let plan = state.create_logical_plan(sql).await?;
         datafusion::execution::context::SQLOptions::new()
             .with_allow_ddl(false)
             .verify_plan(&plan)?;
-        if let LogicalPlan::Dml(dml) = &plan {
-            return Err(Error::Query(datafusion::error::DataFusionError::Plan(
+        match &plan {
+            LogicalPlan::Dml(dml) => Err(Error::Query(datafusion::error::DataFusionError::Plan(
                 format!(
                     "{} is not supported: data enters through writes (line protocol, \
                      remote_write, Flight ingest, MetricStore::write)",
                     dml.op
                 ),
-            )));
+            ))),
+            // SET and friends change the shared session.
+            LogicalPlan::Statement(_) => Ok(self.session.execute_logical_plan(plan).await?),
+            _ => Ok(DataFrame::new(state, plan)),
         }
-        Ok(self.session.execute_logical_plan(plan).await?)
     }
 
     /// Runs one SQL statement and collects its result (see [`MetricStore::sql_frame`]).

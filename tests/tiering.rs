@@ -328,5 +328,27 @@ async fn a_lost_cold_tier_fails_cold_queries_by_name_and_nothing_else() {
         arrow::util::display::array_value_to_string(hot[0].column(0), 0).unwrap(),
         (24 * 4 * 4).to_string()
     );
+    // Asked for partial results, the query answers from the hot tier and says so.
+    let options = metricstore::QueryOptions::partial();
+    let partial = store
+        .sql_frame_with("SELECT count(*) FROM cpu", &options)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    // Every hot row: from the cutoff (1.5 days in) to the end of day 3.
+    assert_eq!(
+        arrow::util::display::array_value_to_string(partial[0].column(0), 0).unwrap(),
+        (36 * 4 * 4).to_string()
+    );
+    let warnings = options.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("partial result") && warnings[0].contains("cold tier"),
+        "{warnings:?}"
+    );
+    // The option belongs to that query only.
+    assert!(store.sql("SELECT count(*) FROM cpu").await.is_err());
     store.write(&batches(false)[3 * 24 * 4 - 1]).unwrap();
 }

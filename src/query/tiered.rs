@@ -43,6 +43,7 @@ use super::exec::SnapshotCheck;
 use super::provider::HotTable;
 use super::pushdown::{Pushed, ScanFilters, classify};
 use crate::model::TIME_COLUMN;
+use crate::query::options::QueryOptions;
 use crate::storage::{Storage, tag_type, time_type};
 use crate::tier::{ColdTier, Manifest, TableManifest};
 
@@ -380,17 +381,53 @@ impl ExecutionPlan for TieredExec {
         if let Role::Manifest(_) = self.role {
             return self.input.execute(partition, context);
         }
-        use futures::TryStreamExt;
+        use futures::StreamExt;
         let cold = |e: DataFusionError| {
             DataFusionError::Execution(format!("cold tier (Parquet on the object store): {e}"))
         };
-        let stream = self.input.execute(partition, context).map_err(cold)?;
-        let schema = stream.schema();
+        let partial = QueryOptions::of(&context).filter(|o| o.partial_results);
+        let schema = self.input.schema();
+        let stream = match self.input.execute(partition, context) {
+            Ok(stream) => stream,
+            Err(e) => match &partial {
+                Some(options) => {
+                    options.warn(partial_warning(&cold(e)));
+                    return Ok(Box::pin(
+                        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                            schema,
+                            futures::stream::empty(),
+                        ),
+                    ));
+                }
+                None => return Err(cold(e)),
+            },
+        };
+        // After the first error the stream ends: with partial results the rows read
+        // so far stand, and the warning says the answer is incomplete.
+        let mut failed = false;
+        let stream = stream.filter_map(move |item| {
+            let out = match item {
+                _ if failed => None,
+                Ok(batch) => Some(Ok(batch)),
+                Err(e) => {
+                    failed = true;
+                    match &partial {
+                        Some(options) => {
+                            options.warn(partial_warning(&cold(e)));
+                            None
+                        }
+                        None => Some(Err(cold(e))),
+                    }
+                }
+            };
+            std::future::ready(out)
+        });
         Ok(Box::pin(
-            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-                schema,
-                stream.map_err(cold),
-            ),
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream),
         ))
     }
+}
+
+fn partial_warning(e: &DataFusionError) -> String {
+    format!("partial result: rows in the cold tier are missing ({e})")
 }

@@ -6,6 +6,10 @@
 //! them); `format=csv` / `Accept: text/csv` gives CSV, `format=arrow` / `Accept:
 //! application/vnd.apache.arrow.stream` an Arrow IPC stream. Errors are JSON with a
 //! status code; a query past the configured timeout is cancelled.
+//!
+//! `partial_response=true` accepts an answer from the hot tier alone when the cold
+//! tier fails; the answer then carries `"warnings": [..]` (and an
+//! `X-MetricStore-Warning` header per warning, in every format).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -73,8 +77,21 @@ pub async fn query(
     }
     let start = Instant::now();
     let timeout = Duration::from_secs(state.config.query_timeout_secs.max(1));
+    let options = if matches!(
+        params.get("partial_response").map(String::as_str),
+        Some("true" | "1")
+    ) {
+        crate::QueryOptions::partial()
+    } else {
+        crate::QueryOptions::default()
+    };
     let run = async {
-        let stream = state.store.sql_stream(&sql).await?;
+        let stream = state
+            .store
+            .sql_frame_with(&sql, &options)
+            .await?
+            .execute_stream()
+            .await?;
         let schema = stream.schema();
         let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(crate::Error::Query)?;
         Ok::<_, crate::Error>((schema, batches))
@@ -97,8 +114,15 @@ pub async fn query(
         Ok(Ok(r)) => r,
     };
     state.metrics.query(elapsed, true);
-    match format {
-        Format::Json => Ok(axum::Json(to_json(&schema, &batches)?).into_response()),
+    let warnings = options.warnings();
+    let mut response = match format {
+        Format::Json => {
+            let mut json = to_json(&schema, &batches)?;
+            if !warnings.is_empty() {
+                json["warnings"] = Value::from(warnings.clone());
+            }
+            axum::Json(json).into_response()
+        }
         Format::Csv => {
             let mut out = Vec::new();
             let mut writer = arrow::csv::WriterBuilder::new()
@@ -108,7 +132,7 @@ pub async fn query(
                 writer.write(b).map_err(internal)?;
             }
             drop(writer);
-            Ok(([(header::CONTENT_TYPE, "text/csv")], out).into_response())
+            ([(header::CONTENT_TYPE, "text/csv")], out).into_response()
         }
         Format::Arrow => {
             let mut out = Vec::new();
@@ -119,13 +143,22 @@ pub async fn query(
             }
             writer.finish().map_err(internal)?;
             drop(writer);
-            Ok((
+            (
                 [(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")],
                 out,
             )
-                .into_response())
+                .into_response()
+        }
+    };
+    // Every format carries the warnings in a header too (JSON also in the body).
+    for w in &warnings {
+        if let Ok(value) = header::HeaderValue::from_str(&w.replace(['\r', '\n'], " ")) {
+            response
+                .headers_mut()
+                .append("x-metricstore-warning", value);
         }
     }
+    Ok(response)
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
