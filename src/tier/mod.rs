@@ -218,20 +218,45 @@ impl ColdTier {
         self.config.write().policies = policies;
     }
 
-    /// Moves every table's rows older than its hot window (as of `now_ms`) to Parquet.
+    /// Moves every table's rows older than its hot window (as of `now_ms`) to Parquet,
+    /// then applies raw retention.
     pub async fn run(&self, storage: &Storage, now_ms: i64) -> Result<TierReport, TierError> {
+        let span = storage.config().chunk_span_ms.max(1);
+        let policies = self.config.read().policies.clone();
+        self.run_with(storage, now_ms, |table| {
+            let hot_for = policies.hot_for(table).as_millis() as i64;
+            // Aligned to the chunk span: no chunk straddles the cutoff, so dropping
+            // the tiered rows frees whole chunks.
+            (now_ms.saturating_sub(hot_for)).div_euclid(span) * span
+        })
+        .await
+    }
+
+    /// Moves every table's rows before `cutoff` to Parquet now, whatever the hot
+    /// windows say (any cutoff, even inside a chunk). For operators and tests;
+    /// retention applies as of `cutoff`.
+    pub async fn tier_before(
+        &self,
+        storage: &Storage,
+        cutoff: i64,
+    ) -> Result<TierReport, TierError> {
+        self.run_with(storage, cutoff, |_| cutoff).await
+    }
+
+    async fn run_with(
+        &self,
+        storage: &Storage,
+        now_ms: i64,
+        cutoff_of: impl Fn(&str) -> i64,
+    ) -> Result<TierReport, TierError> {
         let _running = self.running.lock().await;
         let started = Instant::now();
         let mut report = TierReport {
             garbage: self.collect_garbage().await?,
             ..TierReport::default()
         };
-        let span = storage.config().chunk_span_ms.max(1);
         for table in storage.table_names() {
-            let hot_for = self.config.read().policies.hot_for(&table).as_millis() as i64;
-            // Aligned to the chunk span: no chunk straddles the cutoff, so dropping
-            // the tiered rows frees whole chunks.
-            let cutoff = (now_ms.saturating_sub(hot_for)).div_euclid(span) * span;
+            let cutoff = cutoff_of(&table);
             let current = self.manifest().tiered_until(&table);
             if current.is_some_and(|t| t >= cutoff) {
                 continue;
