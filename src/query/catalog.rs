@@ -50,19 +50,21 @@ impl SchemaProvider for HotSchema {
             return Ok(TieredTable::new(self.storage.clone(), cold.clone(), name)
                 .map(|t| Arc::new(t) as Arc<dyn TableProvider>));
         }
-        // Nothing tiered yet: a plain hot table, whose scan fails if the table's first
-        // tiering commit lands between planning and its snapshot (the rows that
-        // commit drops would be missing). Holding the manifest also makes tiering
-        // wait for the snapshot before dropping, so that practically never happens.
-        let (cold, table) = (cold.clone(), name.to_string());
-        let check = SnapshotCheck(Arc::new(move || {
+        // Nothing tiered yet: a plain hot table reading every row from memory. Should
+        // the table's first tiering commit land before the scan's snapshot, the plan
+        // is still right as long as the tiered rows are still in memory (it reads no
+        // files); tiering waits for planned queries to take their snapshots (they hold
+        // the manifest) before dropping rows, so failing here practically never
+        // happens.
+        let table = name.to_string();
+        let check = SnapshotCheck(Arc::new(move |snapshot| {
             let _planned_with = &manifest;
-            if cold.manifest().tables.contains_key(&table) {
-                Err(crate::Error::InvalidWrite(format!(
-                    "the cold tier moved rows of {table:?} while this query was planned; run it again"
-                )))
-            } else {
-                Ok(())
+            match snapshot.tiered_until() {
+                None => Ok(()),
+                Some(t) => Err(crate::Error::InvalidWrite(format!(
+                    "the cold tier took rows of {table:?} before {t} ms while this query \
+                     was planned; run it again"
+                ))),
             }
         }));
         Ok(HotTable::new(self.storage.clone(), name)

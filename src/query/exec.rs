@@ -58,7 +58,9 @@ pub(crate) struct ScanSpec {
 
 /// A check run once the scan's snapshot is taken.
 #[derive(Clone)]
-pub(crate) struct SnapshotCheck(pub(crate) Arc<dyn Fn() -> crate::Result<()> + Send + Sync>);
+pub(crate) struct SnapshotCheck(
+    pub(crate) Arc<dyn Fn(&TableSnapshot) -> crate::Result<()> + Send + Sync>,
+);
 
 impl fmt::Debug for SnapshotCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -140,7 +142,7 @@ impl HotScanExec {
                 |index| filters.select(index),
             )?;
             if let Some(check) = &self.spec.after_snapshot {
-                (check.0)()?;
+                (check.0)(&snapshot)?;
             }
             Ok(snapshot)
         })

@@ -227,19 +227,19 @@ impl TableProvider for TieredTable {
                 .filter_map(|&i| hot_schema.index_of(self.schema.field(i).name()).ok())
                 .collect();
             // Checked when the hot snapshot is taken, wherever the optimizer puts the
-            // scan: had a tiering commit landed before it, the rows it dropped would be
-            // in neither branch.
-            let cold = self.cold.clone();
-            let planned = self.manifest.version;
-            let check = SnapshotCheck(Arc::new(move || {
-                let now = cold.manifest().version;
-                if now == planned {
-                    Ok(())
-                } else {
-                    Err(crate::Error::InvalidWrite(format!(
-                        "the cold tier moved rows while this query was planned \
-                         (manifest {planned} -> {now}); run it again"
-                    )))
+            // scan: the plan reads rows before `tiered_until` from its manifest's files
+            // and the rest from memory, which is right as long as memory still holds
+            // every row from `tiered_until` on. A later commit that has not dropped
+            // its rows yet changes nothing (the plan reads none of its files).
+            let manifest = self.manifest.clone();
+            let check = SnapshotCheck(Arc::new(move |snapshot| {
+                let _planned_with = &manifest;
+                match snapshot.tiered_until() {
+                    Some(now) if now > tiered_until => Err(crate::Error::InvalidWrite(format!(
+                        "the cold tier dropped hot rows up to {now} ms while this query was \
+                         planned to read memory from {tiered_until} ms; run it again"
+                    ))),
+                    _ => Ok(()),
                 }
             }));
             let scan =

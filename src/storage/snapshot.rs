@@ -115,6 +115,8 @@ pub struct TableSnapshot {
     tag_count: usize,
     pub(super) range: TimeRange,
     pub(super) series: Vec<SeriesSnapshot>,
+    /// Where the table's hot rows began when the snapshot was taken.
+    tiered_until: Option<i64>,
 }
 
 impl TableInner {
@@ -182,6 +184,7 @@ impl TableInner {
             tag_count,
             range,
             series,
+            tiered_until: self.tiered_until,
         }
     }
 }
@@ -301,6 +304,12 @@ impl TableInner {
 }
 
 impl TableSnapshot {
+    /// Where the table's hot rows began when this snapshot was taken (`None`: the
+    /// cold tier never took any): rows before it were dropped from memory.
+    pub fn tiered_until(&self) -> Option<i64> {
+        self.tiered_until
+    }
+
     /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
