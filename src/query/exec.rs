@@ -58,9 +58,10 @@ pub(crate) struct ScanSpec {
 
 /// A check run once the scan's snapshot is taken.
 #[derive(Clone)]
-pub(crate) struct SnapshotCheck(
-    pub(crate) Arc<dyn Fn(&TableSnapshot) -> crate::Result<()> + Send + Sync>,
-);
+pub(crate) struct SnapshotCheck(pub(crate) Arc<CheckFn>);
+
+/// The function of a [`SnapshotCheck`].
+pub(crate) type CheckFn = dyn Fn(&TableSnapshot) -> crate::Result<()> + Send + Sync;
 
 impl fmt::Debug for SnapshotCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
