@@ -469,4 +469,23 @@ mod tests {
             "{err}"
         );
     }
+
+    /// Every TOML example in the README is a valid configuration (and its retention
+    /// policies validate), so the documentation cannot drift from the code.
+    #[test]
+    fn readme_examples_parse() {
+        let readme = include_str!("../../README.md");
+        let mut found = 0;
+        for block in readme.split("```toml").skip(1) {
+            let text = block.split("```").next().unwrap_or_default();
+            let config: ServerConfig = toml::from_str(text)
+                .unwrap_or_else(|e| panic!("README example does not parse: {e}\n{text}"));
+            config
+                .tier
+                .to_config(std::path::Path::new("data"))
+                .unwrap_or_else(|e| panic!("README example is invalid: {e}\n{text}"));
+            found += 1;
+        }
+        assert!(found >= 1, "no TOML examples in the README");
+    }
 }
