@@ -50,6 +50,7 @@ pub struct FlightSql {
     dictionaries: Dictionaries,
     statements: prepared::Statements,
     sql_info: arrow_flight::sql::metadata::SqlInfoData,
+    query_timeout: std::time::Duration,
 }
 
 impl FlightSql {
@@ -70,7 +71,16 @@ impl FlightSql {
             },
             statements: prepared::Statements::default(),
             sql_info: metadata::sql_info()?,
+            query_timeout: std::time::Duration::from_secs(config.query_timeout_secs.max(1)),
         })
+    }
+
+    /// How a query started now is watched.
+    fn watch(&self) -> stream::Watch {
+        stream::Watch {
+            timeout: self.query_timeout,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 

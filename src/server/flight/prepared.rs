@@ -293,5 +293,5 @@ pub async fn get(
         .bound_plan(&command.prepared_statement_handle)?;
     let frame = DataFrame::new(svc.store.session().state(), plan);
     let batches = frame.execute_stream().await.map_err(query_status)?;
-    Ok(stream::encode(batches, svc.dictionaries))
+    Ok(stream::encode(batches, svc.dictionaries, svc.watch()))
 }

@@ -40,5 +40,5 @@ pub async fn get(svc: &FlightSql, ticket: TicketStatementQuery) -> Result<DoGetS
     let sql = std::str::from_utf8(&ticket.statement_handle)
         .map_err(|_| Status::invalid_argument("the ticket is not a statement of this server"))?;
     let batches = svc.store.sql_stream(sql).await.map_err(status)?;
-    Ok(stream::encode(batches, svc.dictionaries))
+    Ok(stream::encode(batches, svc.dictionaries, svc.watch()))
 }

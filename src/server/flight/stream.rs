@@ -10,6 +10,7 @@ use arrow_flight::sql::ProstMessageExt;
 use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{StreamExt, TryStreamExt};
+
 use prost::Message;
 use tonic::Status;
 
@@ -58,11 +59,61 @@ impl Dictionaries {
     }
 }
 
+/// How a query's stream is watched: its deadline, and where it is counted.
+pub struct Watch {
+    /// The query is cancelled (its DataFusion stream dropped) past this.
+    pub timeout: std::time::Duration,
+    /// `/metrics` counts the query when its stream ends.
+    pub metrics: std::sync::Arc<crate::server::metrics::ServerMetrics>,
+}
+
+/// Counts the query into `/metrics` when its stream is dropped: finished, failed, or
+/// abandoned by the client (which counts as failed).
+struct Counted {
+    watch: Watch,
+    started: std::time::Instant,
+    finished: bool,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        self.watch.metrics.query(elapsed, self.finished);
+    }
+}
+
 /// Encodes `batches` as Flight data as the client reads them; an execution error
-/// ends the stream with its status.
-pub fn encode(batches: SendableRecordBatchStream, dictionaries: Dictionaries) -> DoGetStream {
+/// ends the stream with its status, and so does the deadline (DEADLINE_EXCEEDED).
+pub fn encode(
+    batches: SendableRecordBatchStream,
+    dictionaries: Dictionaries,
+    watch: Watch,
+) -> DoGetStream {
     let schema: SchemaRef = batches.schema();
-    let batches = batches.map_err(|e| FlightError::Tonic(Box::new(query_status(e))));
+    let deadline = tokio::time::Instant::now() + watch.timeout;
+    let seconds = watch.timeout.as_secs();
+    let counted = Counted {
+        watch,
+        started: std::time::Instant::now(),
+        finished: false,
+    };
+    let batches = futures::stream::unfold(Some((batches, counted)), move |state| async move {
+        let (mut batches, mut counted) = state?;
+        match tokio::time::timeout_at(deadline, batches.next()).await {
+            Err(_) => {
+                let status = Status::deadline_exceeded(format!(
+                    "query cancelled after the {seconds}s timeout"
+                ));
+                Some((Err(FlightError::Tonic(Box::new(status))), None))
+            }
+            Ok(None) => {
+                counted.finished = true;
+                None
+            }
+            Ok(Some(Err(e))) => Some((Err(FlightError::Tonic(Box::new(query_status(e)))), None)),
+            Ok(Some(Ok(batch))) => Some((Ok(batch), Some((batches, counted)))),
+        }
+    });
     let data = FlightDataEncoderBuilder::new()
         .with_schema(schema)
         .with_dictionary_handling(dictionaries.handling())
