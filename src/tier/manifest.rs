@@ -42,6 +42,22 @@ pub struct TableManifest {
     pub fields: Vec<String>,
     /// The files, oldest first.
     pub files: Vec<FileEntry>,
+    /// Rollup files by level name (`5m`, `1h`); see [`super::rollup`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub levels: BTreeMap<String, LevelManifest>,
+}
+
+/// A table's rollup files of one level.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LevelManifest {
+    /// Bucket width (ms).
+    pub width_ms: i64,
+    /// Tag columns the files hold, in order.
+    pub tags: Vec<String>,
+    /// Fields whose rollup columns the files hold, in order.
+    pub fields: Vec<String>,
+    /// The files, oldest first.
+    pub files: Vec<FileEntry>,
 }
 
 /// One version of the manifest.

@@ -5,6 +5,8 @@
 //!  run_tiering(now):  per table, cutoff = (now - hot_for) aligned down to the chunk span
 //!     hot rows in [tiered_until, cutoff) ──sorted by tags, time──► one Parquet file per
 //!     UTC day: <root>/<table>/level=raw/date=<yyyy-mm-dd>/<from>-<to>.parquet
+//!     and, per series whose policy lists levels, rollup rows (see [`rollup`]):
+//!     <root>/<table>/level=<5m|1h|..>/date=<yyyy-mm-dd>/<from>-<to>.parquet
 //!     ──► manifest version n+1 (files + tiered_until = cutoff) ──► swap in memory
 //!     ──► drop the hot rows before cutoff (and refuse writes there from now on)
 //! ```
@@ -21,6 +23,7 @@
 mod manifest;
 mod parquet;
 mod policy;
+mod rollup;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,8 +35,9 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use parking_lot::RwLock;
 
-pub use manifest::{FileEntry, Manifest, TableManifest};
+pub use manifest::{FileEntry, LevelManifest, Manifest, TableManifest};
 pub use policy::{Policies, RetentionPolicy, RollupLevel, SeriesSelector, compact_duration};
+pub use rollup::{Partial, STATS as ROLLUP_STATS, counter_delta, level_schema};
 
 use crate::storage::{Storage, TimeRange};
 
@@ -172,7 +176,8 @@ impl ColdTier {
         let mut report = TierReport::default();
         let span = storage.config().chunk_span_ms.max(1);
         for table in storage.table_names() {
-            let hot_for = self.config.read().policies.hot_for(&table).as_millis() as i64;
+            let policies = self.config.read().policies.clone();
+            let hot_for = policies.hot_for(&table).as_millis() as i64;
             // Aligned to the chunk span: no chunk straddles the cutoff, so dropping
             // the tiered rows frees whole chunks.
             let cutoff = (now_ms.saturating_sub(hot_for)).div_euclid(span) * span;
@@ -184,6 +189,9 @@ impl ColdTier {
             let snapshot = storage.select(&table, &[], TimeRange::new(from, cutoff))?;
             let written =
                 parquet::write_table(self.store.as_ref(), &self.root, &table, &snapshot).await?;
+            // Rollups come from the same rows, before anything drops them.
+            let levels =
+                rollup::write_levels(self.store.as_ref(), &self.root, &snapshot, &policies).await?;
             if written.rows == 0 && current.is_none() {
                 continue;
             }
@@ -206,6 +214,13 @@ impl ColdTier {
             report.files += written.files.len();
             report.bytes += written.files.iter().map(|f| f.bytes).sum::<u64>();
             entry.files.extend(written.files);
+            report.files += levels.iter().map(|l| l.files.len()).sum::<usize>();
+            report.bytes += levels
+                .iter()
+                .flat_map(|l| &l.files)
+                .map(|f| f.bytes)
+                .sum::<u64>();
+            rollup::record(entry, levels);
             next.commit(self.store.as_ref(), &self.root).await?;
             *self.manifest.write() = Arc::new(next);
             Manifest::remove_older(self.store.as_ref(), &self.root, old.version).await;

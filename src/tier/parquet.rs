@@ -147,7 +147,12 @@ fn day_rows(
     filter_record_batch(batch, &mask)
 }
 
-fn encode(batch: &RecordBatch, time: usize) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+/// `batch` as a Parquet file: zstd, dictionary tags, page statistics, sorted by its
+/// columns up to `time`.
+pub(super) fn encode(
+    batch: &RecordBatch,
+    time: usize,
+) -> Result<Vec<u8>, parquet::errors::ParquetError> {
     let sorting = (0..=time)
         .map(|c| parquet::file::metadata::SortingColumn {
             column_idx: c as i32,

@@ -7,6 +7,7 @@
 //! | statistics | `percentile`, `median`, `zscore` | [`quantile`] |
 //! | sketches | `quantile_sketch`, `sketch_merge`, `sketch_quantile` | [`sketch`] |
 //! | selectors | `first`, `last`, `m4` | [`select`] |
+//! | rollups | `rollup_increase`, `rollup_rate` | [`rollup`] |
 //!
 //! ```sql
 //! SELECT host, rate(value, time) FROM http_requests_total
@@ -39,6 +40,7 @@
 
 pub mod counter;
 pub mod quantile;
+pub mod rollup;
 mod samples;
 pub mod select;
 pub mod sketch;
@@ -64,6 +66,7 @@ pub fn register_functions(ctx: &SessionContext) {
         .chain(quantile::aggregate_functions())
         .chain(sketch::aggregate_functions())
         .chain(select::functions())
+        .chain(rollup::functions())
     {
         ctx.register_udaf(udaf);
     }
