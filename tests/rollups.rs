@@ -501,3 +501,45 @@ async fn m4_keeps_every_buckets_extremes() {
     }
     assert!(seen > 500, "{seen} buckets checked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn levels_follow_new_fields_and_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(config(dir.path())).unwrap();
+    let write = |from: i64, fields: &[&str], tags: &[(&str, &str)]| {
+        let mut batch = WriteBatch::new();
+        let tags = TagSet::new(tags.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        let s = batch.series("n", tags, fields);
+        for i in 0..120 {
+            let row: Vec<f64> = (0..fields.len()).map(|f| (i + f) as f64).collect();
+            s.push(from + i as i64 * MINUTE, &row).unwrap();
+        }
+        store.write(&batch).unwrap();
+    };
+    write(START, &["a"], &[("host", "x")]);
+    store.run_tiering(START + DAY).await.unwrap().unwrap();
+    // After the first run: a new field and a new tag.
+    write(START + DAY, &["a", "b"], &[("host", "x"), ("rack", "r1")]);
+    store.run_tiering(START + 3 * DAY).await.unwrap().unwrap();
+    let batches = store
+        .sql(
+            "SELECT rack, sum(a_count) AS a, sum(b_count) AS b, count(*) AS rows \
+             FROM rollup('n', '1h') GROUP BY rack ORDER BY rack",
+        )
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    // Two hours of rows each day; the first day's files have neither b nor rack.
+    let want = [
+        "+------+-----+-----+------+",
+        "| rack | a   | b   | rows |",
+        "+------+-----+-----+------+",
+        "| r1   | 120 | 120 | 2    |",
+        "|      | 120 |     | 2    |",
+        "+------+-----+-----+------+",
+    ]
+    .join("\n");
+    assert_eq!(text, want);
+}

@@ -25,7 +25,9 @@
 //! | `percentile(f, q)` | `sketch_quantile(sketch_merge(f_sketch), q)` (relative error ≤ 1%) |
 //! | `first(f, time)` / `last(f, time)` | `first(f_first, f_first_time)` / `last(f_last, f_last_time)` |
 //!
-//! Only series whose retention policy lists the level have rows in it.
+//! Only series whose retention policy lists the level have rows in it. `time` is the
+//! bucket start: a time filter keeps or drops whole buckets, so align its bounds to
+//! the level's width.
 
 use std::sync::Arc;
 
@@ -149,8 +151,15 @@ impl TableProvider for RollupTable {
             source = source.with_predicate(state.create_physical_expr(p, &df_schema)?);
         }
         let (_, url) = self.cold.store();
+        // Level files are small (one per day): opening them is most of the work, so
+        // spread them over the partitions.
+        let n = state.config().target_partitions().clamp(1, files.len());
+        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); n];
+        for (i, f) in files.into_iter().enumerate() {
+            groups[i % n].push(f);
+        }
         let config = FileScanConfigBuilder::new(url.clone(), Arc::new(source))
-            .with_file_group(FileGroup::new(files))
+            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
             .with_projection_indices(projection.cloned())?
             .build();
         Ok(DataSourceExec::from_data_source(config))

@@ -22,6 +22,7 @@
 
 mod manifest;
 mod parquet;
+mod partial;
 mod policy;
 mod rollup;
 
@@ -36,8 +37,9 @@ use object_store::path::Path;
 use parking_lot::RwLock;
 
 pub use manifest::{FileEntry, LevelManifest, Manifest, TableManifest};
+pub use partial::{Partial, counter_delta};
 pub use policy::{Policies, RetentionPolicy, RollupLevel, SeriesSelector, compact_duration};
-pub use rollup::{Partial, STATS as ROLLUP_STATS, counter_delta, level_schema};
+pub use rollup::{STATS as ROLLUP_STATS, level_schema};
 
 use crate::storage::{Storage, TimeRange};
 

@@ -22,12 +22,13 @@
 //! | `f_increase` | Float64 | sum of the deltas between consecutive samples, a drop counting as a restart from 0 (Prometheus' counter-reset rule) |
 //! | `f_sketch` | Binary | [`DDSketch`] of the finite values, relative accuracy 1% |
 //!
-//! All but `f_count` are NULL when the bucket has no sample of `f`.
+//! All but `f_count` are NULL when the bucket has no sample of `f` (`f_count` is 0,
+//! or NULL in files written before `f` existed).
 //!
 //! **Rows are partial.** The tiering cutoff is aligned to the chunk span (1 hour by
 //! default), not to the level, so a bucket wider than the span (a `1d` level) is cut in
 //! two by consecutive runs, and each run writes its own row for it. Partials of one
-//! series merge exactly ([`Partial::merge`]): counts and sums add, min/max fold, the
+//! series merge exactly ([`super::Partial::merge`]): counts and sums add, min/max fold, the
 //! earlier first and later last win, sketches merge (DDSketch merging is exact), and
 //! increases add plus the reset-aware delta across the seam. Queries therefore always
 //! aggregate rollup rows (`sum(f_count)`, `sketch_merge(f_sketch)`,
@@ -52,9 +53,9 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::parquet::{civil_date, encode};
+use super::partial::Partial;
 use super::{FileEntry, LevelManifest, Policies, TableManifest, TierError};
 use crate::model::{STALE_NAN_BITS, TIME_COLUMN};
-use crate::sketch::DDSketch;
 use crate::storage::{ReadOptions, SnapshotReader, TableSnapshot, tag_type, time_type};
 
 const DAY_MS: i64 = 86_400_000;
@@ -72,73 +73,6 @@ pub const STATS: [&str; 10] = [
     "increase",
     "sketch",
 ];
-
-/// The increase of a counter from `prev` to `next`: a drop means it restarted from 0.
-pub fn counter_delta(prev: f64, next: f64) -> f64 {
-    if next < prev { next } else { next - prev }
-}
-
-/// The partial aggregate of one field over some time-ordered samples of one series.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Partial {
-    /// Samples.
-    pub count: u64,
-    /// Their sum.
-    pub sum: f64,
-    /// Smallest value (NaNs ignored; NaN if all are NaN).
-    pub min: f64,
-    /// Largest value (NaNs ignored).
-    pub max: f64,
-    /// Earliest sample's value and time (ms).
-    pub first: (i64, f64),
-    /// Latest sample's value and time (ms).
-    pub last: (i64, f64),
-    /// Reset-aware sum of consecutive deltas (see [`counter_delta`]).
-    pub increase: f64,
-    /// The finite values' sketch.
-    pub sketch: DDSketch,
-}
-
-impl Partial {
-    /// The partial of the single sample `(t, v)`.
-    pub fn new(t: i64, v: f64) -> Partial {
-        let mut sketch = DDSketch::default();
-        sketch.add(v);
-        Partial {
-            count: 1,
-            sum: v,
-            min: v,
-            max: v,
-            first: (t, v),
-            last: (t, v),
-            increase: 0.0,
-            sketch,
-        }
-    }
-
-    /// Adds a sample later than every one so far.
-    pub fn push(&mut self, t: i64, v: f64) {
-        self.count += 1;
-        self.sum += v;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
-        self.increase += counter_delta(self.last.1, v);
-        self.last = (t, v);
-        self.sketch.add(v);
-    }
-
-    /// Merges the partial of samples all later than this one's.
-    pub fn merge(&mut self, later: &Partial) {
-        self.count += later.count;
-        self.sum += later.sum;
-        self.min = self.min.min(later.min);
-        self.max = self.max.max(later.max);
-        self.increase += counter_delta(self.last.1, later.first.1) + later.increase;
-        self.last = later.last;
-        // Both sketches are built with the default accuracy, so merging cannot fail.
-        let _ = self.sketch.merge(&later.sketch);
-    }
-}
 
 /// The rollup files one run wrote for one level of one table.
 #[derive(Debug)]
@@ -352,7 +286,9 @@ pub fn level_schema(tags: &[String], fields: &[String]) -> SchemaRef {
                 "sketch" => DataType::Binary,
                 _ => DataType::Float64,
             };
-            columns.push(Field::new(format!("{f}_{s}"), ty, s != "count"));
+            // Nullable even for counts: files written before a field existed lack
+            // its columns, and read them as NULL.
+            columns.push(Field::new(format!("{f}_{s}"), ty, true));
         }
     }
     Arc::new(Schema::new(columns))
@@ -471,64 +407,6 @@ async fn write_days(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn partial_of(samples: &[(i64, f64)]) -> Option<Partial> {
-        let (&(t, v), rest) = samples.split_first()?;
-        let mut p = Partial::new(t, v);
-        rest.iter().for_each(|&(t, v)| p.push(t, v));
-        Some(p)
-    }
-
-    fn close(a: f64, b: f64, scale: f64) -> bool {
-        (a - b).abs() <= 1e-9 * scale.max(1.0)
-    }
-
-    proptest! {
-        /// A bucket cut into pieces by tiering runs merges back into the whole.
-        #[test]
-        fn merged_pieces_equal_the_whole(
-            values in prop::collection::vec(prop_oneof![0.0..1e6f64, -1e3..1e3f64], 1..200),
-            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
-        ) {
-            let samples: Vec<(i64, f64)> =
-                values.iter().enumerate().map(|(i, &v)| (i as i64 * 1000, v)).collect();
-            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(samples.len())).collect();
-            at.push(0);
-            at.push(samples.len());
-            at.sort_unstable();
-            at.dedup();
-            let whole = partial_of(&samples).unwrap();
-            let mut merged: Option<Partial> = None;
-            for w in at.windows(2) {
-                let Some(piece) = partial_of(&samples[w[0]..w[1]]) else { continue };
-                match &mut merged {
-                    Some(m) => m.merge(&piece),
-                    None => merged = Some(piece),
-                }
-            }
-            let merged = merged.unwrap();
-            let scale: f64 = values.iter().map(|v| v.abs()).sum();
-            prop_assert_eq!(merged.count, whole.count);
-            prop_assert_eq!(merged.min, whole.min);
-            prop_assert_eq!(merged.max, whole.max);
-            prop_assert_eq!(merged.first, whole.first);
-            prop_assert_eq!(merged.last, whole.last);
-            prop_assert!(close(merged.sum, whole.sum, scale));
-            prop_assert!(close(merged.increase, whole.increase, scale));
-            prop_assert_eq!(merged.sketch.to_bytes(), whole.sketch.to_bytes());
-        }
-    }
-
-    #[test]
-    fn increase_folds_counter_resets() {
-        let p = partial_of(&[(0, 5.0), (1, 8.0), (2, 2.0), (3, 4.0), (4, 4.0)]).unwrap();
-        // 5→8: 3, reset to 2: 2, 2→4: 2, 4→4: 0.
-        assert_eq!(p.increase, 7.0);
-        assert_eq!((p.first, p.last, p.count), ((0, 5.0), (4, 4.0), 5));
-    }
-
     #[test]
     fn manifests_without_levels_still_load() {
         let old = r#"{"tiered_until": 5, "tags": ["host"], "fields": ["v"], "files": []}"#;
