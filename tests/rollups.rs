@@ -543,3 +543,31 @@ async fn levels_follow_new_fields_and_tags() {
     .join("\n");
     assert_eq!(text, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_within_one_bucket_keep_both_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(config(dir.path())).unwrap();
+    let mut batch = WriteBatch::new();
+    let s = batch.series("p", TagSet::new([("host", "x")]).unwrap(), &["v"]);
+    for i in 0..600 {
+        s.push(START + i * MINUTE, &[1.0]).unwrap();
+    }
+    store.write(&batch).unwrap();
+    // Cutoffs at 04:00 and 10:00 of the same day: two parts of one 1d bucket.
+    for now in [START + 10 * HOUR, START + 16 * HOUR] {
+        store.run_tiering(now).await.unwrap().unwrap();
+    }
+    let manifest = store.cold().unwrap().manifest();
+    let files = &manifest.tables["p"].levels["1d"].files;
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_ne!(files[0].path, files[1].path);
+    let batches = store
+        .sql("SELECT sum(v_count) AS n, sum(v_sum) AS s FROM rollup('p', '1d')")
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    assert!(text.contains("| 600 | 600.0 |"), "{text}");
+}

@@ -82,6 +82,11 @@ pub(super) struct LevelWritten {
     pub(super) tags: Vec<String>,
     pub(super) fields: Vec<String>,
     pub(super) files: Vec<FileEntry>,
+    /// Earliest and latest raw sample time of the run, which names the files: runs
+    /// cover disjoint times, so two runs that both add rows to one wide bucket (a
+    /// `1d` level tiered hourly) never write the same path, and a rerun of a failed
+    /// run overwrites its own leftovers.
+    run: (i64, i64),
 }
 
 /// Adds what one run wrote to a table's manifest entry (same commit as its raw files).
@@ -169,11 +174,15 @@ pub(super) async fn write_levels(
     }
 
     let mut levels: BTreeMap<String, (i64, Vec<Row>)> = BTreeMap::new();
+    let mut run = (i64::MAX, i64::MIN);
     for (series, wanted) in series_levels.iter().enumerate() {
         if wanted.is_empty() {
             continue;
         }
         let samples = series_samples(snapshot, series, time, fields.len()).map_err(|e| bad(&e))?;
+        if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+            run = (run.0.min(first.0), run.1.max(last.0));
+        }
         for (name, width) in wanted {
             let rows = &mut levels.entry(name.clone()).or_insert((*width, Vec::new())).1;
             bucket_series(rows, series, *width, &samples, fields.len());
@@ -192,6 +201,7 @@ pub(super) async fn write_levels(
             tags: tags.clone(),
             fields: fields.clone(),
             files: Vec::new(),
+            run,
         };
         write_days(store, root, &table, &name, &batch, time, &mut written)
             .await
@@ -345,7 +355,7 @@ fn to_batch(
 }
 
 /// Writes `batch` (rows sorted by series, then bucket) as one file per UTC day of the
-/// bucket start, named after the rows' bucket range so a rerun overwrites its own.
+/// bucket start, named after the run's raw time range (see [`LevelWritten::run`]).
 async fn write_days(
     store: &dyn ObjectStore,
     root: &Path,
@@ -362,8 +372,7 @@ async fn write_days(
     let times = batch
         .column(time)
         .as_primitive::<TimestampMillisecondType>();
-    let from = times.values().iter().copied().min().unwrap_or_default();
-    let to = times.values().iter().copied().max().unwrap_or_default();
+    let (from, to) = written.run;
     let mut days: Vec<i64> = times
         .values()
         .iter()
