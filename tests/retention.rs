@@ -193,3 +193,66 @@ async fn raw_rows_past_retention_go_per_series_and_day() {
         .unwrap();
     assert_eq!(cold_only, [pretty_format_batches(&b).unwrap().to_string()]);
 }
+
+/// Rollup levels survive garbage collection, and go by their own `keep_for`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollup_levels_are_kept_for_their_own_time() {
+    use metricstore::tier::RollupLevel;
+    let dir = tempfile::tempdir().unwrap();
+    let cold = dir.path().join("cold");
+    let mut default = RetentionPolicy::all(Duration::from_secs(12 * 3600));
+    default.raw_for = Some(days(2));
+    default.levels = vec![
+        RollupLevel {
+            width: Duration::from_secs(300),
+            keep_for: Some(days(3)),
+        },
+        RollupLevel {
+            width: Duration::from_secs(3600),
+            keep_for: None,
+        },
+    ];
+    let config = || Config {
+        storage: storage(),
+        tier: Some(TierConfig {
+            policies: Policies::new(Vec::new(), default.clone()).unwrap(),
+            ..TierConfig::new(&cold)
+        }),
+        ..Config::default()
+    };
+    let store = MetricStore::open(config()).unwrap();
+    for b in data(|table, _, _| table == "cpu") {
+        store.write(&b).unwrap();
+    }
+    let report = store.run_tiering(NOW).await.unwrap().unwrap();
+    // Raw: days 0-2 go (2 days); 5m: days 0-1 go (3 days, buckets end by the day's
+    // end); 1h: kept forever.
+    assert_eq!(report.expired.files_deleted, 3, "{report:?}");
+    assert_eq!(report.expired.level_files_deleted, 2, "{report:?}");
+    let dirs = |level: &str| -> Vec<String> {
+        let mut d: Vec<String> = std::fs::read_dir(cold.join("cpu").join(level))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| std::fs::read_dir(e.path()).unwrap().next().is_some())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        d.sort();
+        d
+    };
+    assert_eq!(dirs("level=raw"), ["date=2026-01-04", "date=2026-01-05"]);
+    assert_eq!(
+        dirs("level=5m"),
+        ["date=2026-01-03", "date=2026-01-04", "date=2026-01-05"]
+    );
+    assert_eq!(dirs("level=1h").len(), 5);
+    // Another run collects nothing: the level files are referenced.
+    let again = store.run_tiering(NOW).await.unwrap().unwrap();
+    assert_eq!(again.garbage, 0, "{again:?}");
+    assert_eq!(dirs("level=1h").len(), 5);
+    let hourly = store
+        .sql("SELECT sum(value_count) AS n FROM rollup('cpu', '1h')")
+        .await
+        .unwrap();
+    let n = arrow::util::display::array_value_to_string(hourly[0].column(0), 0).unwrap();
+    assert_eq!(n, (3 * (NOW - 12 * HOUR - START) / STEP).to_string());
+}

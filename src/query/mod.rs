@@ -12,7 +12,9 @@
 //! the scan answers and how; `exec` is the physical scan; `latest('t')` answers
 //! "newest row per series" from the per-series latest sample; the
 //! [`BucketAggregateRule`] answers time-bucketed min/max/sum/count/avg from chunk
-//! headers through `buckets::BucketTable`. [`functions`] holds the time-series SQL
+//! headers through `buckets::BucketTable`. `rollup('t', '1h')` reads a table's rollup
+//! level from the cold tier ([`RollupTable`], which documents which queries use which
+//! level). [`functions`] holds the time-series SQL
 //! functions (`rate`, `deriv`, `percentile`, sketches, `m4`, ...), registered in every
 //! session.
 
@@ -25,6 +27,7 @@ pub mod options;
 mod provider;
 mod pushdown;
 mod rollup_rule;
+mod rollup_table;
 mod shared;
 mod tiered;
 
@@ -41,6 +44,7 @@ pub use latest::LatestFunction;
 pub use options::QueryOptions;
 pub use provider::HotTable;
 pub use rollup_rule::BucketAggregateRule;
+pub use rollup_table::{RollupFunction, RollupTable};
 pub use tiered::{TieredExec, TieredTable};
 
 use crate::storage::Storage;
@@ -72,6 +76,7 @@ pub fn session(storage: Arc<Storage>, cold: Option<Arc<ColdTier>>) -> DfResult<S
         let (store, url) = cold.store();
         ctx.register_object_store(url.as_ref(), store.clone());
     }
+    ctx.register_udtf("rollup", Arc::new(RollupFunction::new(cold.clone())));
     catalog.register_schema(SCHEMA, Arc::new(HotSchema::new(storage.clone(), cold)))?;
     ctx.register_catalog(CATALOG, Arc::new(catalog));
     ctx.register_udtf("latest", Arc::new(LatestFunction::new(storage.clone())));

@@ -107,7 +107,7 @@ impl TieredTable {
 }
 
 /// `expr` with unqualified column references, to resolve against a bare schema.
-fn unqualified(expr: &Expr) -> DfResult<Expr> {
+pub(super) fn unqualified(expr: &Expr) -> DfResult<Expr> {
     expr.clone()
         .transform_up(|e| match e {
             Expr::Column(c) => Ok(Transformed::yes(Expr::Column(

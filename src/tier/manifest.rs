@@ -46,6 +46,22 @@ pub struct TableManifest {
     /// raw data is complete only from here on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_deleted_before: Option<i64>,
+    /// Rollup files by level name (`5m`, `1h`); see [`super::rollup`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub levels: BTreeMap<String, LevelManifest>,
+}
+
+/// A table's rollup files of one level.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LevelManifest {
+    /// Bucket width (ms).
+    pub width_ms: i64,
+    /// Tag columns the files hold, in order.
+    pub tags: Vec<String>,
+    /// Fields whose rollup columns the files hold, in order.
+    pub fields: Vec<String>,
+    /// The files, oldest first.
+    pub files: Vec<FileEntry>,
 }
 
 /// One version of the manifest.
@@ -123,7 +139,10 @@ impl Manifest {
     pub fn referenced(&self) -> std::collections::HashSet<&str> {
         self.tables
             .values()
-            .flat_map(|t| t.files.iter().map(|f| f.path.as_str()))
+            .flat_map(|t| {
+                let levels = t.levels.values().flat_map(|l| &l.files);
+                t.files.iter().chain(levels).map(|f| f.path.as_str())
+            })
             .collect()
     }
 

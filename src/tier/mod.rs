@@ -5,6 +5,8 @@
 //!  run_tiering(now):  per table, cutoff = (now - hot_for) aligned down to the chunk span
 //!     hot rows in [tiered_until, cutoff) ──sorted by tags, time──► one Parquet file per
 //!     UTC day: <root>/<table>/level=raw/date=<yyyy-mm-dd>/<from>-<to>.parquet
+//!     and, per series whose policy lists levels, rollup rows (see [`rollup`]):
+//!     <root>/<table>/level=<5m|1h|..>/date=<yyyy-mm-dd>/<from>-<to>.parquet
 //!     ──► manifest version n+1 (files + tiered_until = cutoff) ──► swap in memory
 //!     ──► drop the hot rows before cutoff (and refuse writes there from now on)
 //! ```
@@ -21,8 +23,10 @@
 mod gc;
 mod manifest;
 mod parquet;
+mod partial;
 mod policy;
 mod retention;
+mod rollup;
 mod store;
 
 use std::collections::BTreeMap;
@@ -35,9 +39,11 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use parking_lot::RwLock;
 
-pub use manifest::{FileEntry, Manifest, TableManifest};
+pub use manifest::{FileEntry, LevelManifest, Manifest, TableManifest};
+pub use partial::{Partial, counter_delta};
 pub use policy::{Policies, RetentionPolicy, RollupLevel, SeriesSelector, compact_duration};
 pub use retention::Expired;
+pub use rollup::{STATS as ROLLUP_STATS, level_schema};
 pub use store::{StoreRegistry, open_store};
 
 use crate::storage::{Storage, TimeRange};
@@ -255,6 +261,7 @@ impl ColdTier {
             garbage: self.collect_garbage().await?,
             ..TierReport::default()
         };
+        let policies = self.config.read().policies.clone();
         for table in storage.table_names() {
             let cutoff = cutoff_of(&table);
             let current = self.manifest().tiered_until(&table);
@@ -265,6 +272,9 @@ impl ColdTier {
             let snapshot = storage.select(&table, &[], TimeRange::new(from, cutoff))?;
             let written =
                 parquet::write_table(self.store.as_ref(), &self.root, &table, &snapshot).await?;
+            // Rollups come from the same rows, before anything drops them.
+            let levels =
+                rollup::write_levels(self.store.as_ref(), &self.root, &snapshot, &policies).await?;
             if written.rows == 0 && current.is_none() {
                 continue;
             }
@@ -287,6 +297,13 @@ impl ColdTier {
             report.files += written.files.len();
             report.bytes += written.files.iter().map(|f| f.bytes).sum::<u64>();
             entry.files.extend(written.files);
+            report.files += levels.iter().map(|l| l.files.len()).sum::<usize>();
+            report.bytes += levels
+                .iter()
+                .flat_map(|l| &l.files)
+                .map(|f| f.bytes)
+                .sum::<u64>();
+            rollup::record(entry, levels);
             next.commit(self.store.as_ref(), &self.root).await?;
             *self.manifest.write() = Arc::new(next);
             Manifest::remove_older(self.store.as_ref(), &self.root, old.version).await;

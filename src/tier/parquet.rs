@@ -147,6 +147,8 @@ fn day_rows(
     filter_record_batch(batch, &mask)
 }
 
+/// `batch` as a Parquet file: zstd, dictionary tags, page statistics, sorted by its
+/// columns up to `time`.
 pub(super) fn encode(
     batch: &RecordBatch,
     time: usize,

@@ -8,7 +8,8 @@
 //! old object is deleted only after the queries planned on the old manifest have
 //! started, like the hot rows a tiering run drops. `raw_deleted_before` in the
 //! manifest records up to when raw rows may be missing, so rollup-aware queries know
-//! where raw data is no longer complete.
+//! where raw data is no longer complete. Rollup files go whole once every policy
+//! listing their level has its `keep_for` past the file's newest bucket.
 
 use std::sync::Arc;
 
@@ -32,6 +33,22 @@ pub struct Expired {
     pub files_deleted: usize,
     /// Files rewritten without some series.
     pub files_rewritten: usize,
+    /// Rollup files deleted past their level's `keep_for`.
+    pub level_files_deleted: usize,
+}
+
+/// Rollup rows of level `name` ending before the returned time may go: every policy
+/// of the table that lists the level keeps it for a bounded time (a policy that keeps
+/// it forever, or no policy listing it any more, keeps the files).
+fn level_cutoff(list: &[&super::RetentionPolicy], name: &str, now_ms: i64) -> Option<i64> {
+    let mut longest: Option<i64> = None;
+    for p in list {
+        if let Some(level) = p.levels.iter().find(|l| l.name() == name) {
+            let keep = level.keep_for?.as_millis() as i64;
+            longest = Some(longest.map_or(keep, |l| l.max(keep)));
+        }
+    }
+    longest.map(|keep| now_ms.saturating_sub(keep))
 }
 
 /// What to do with one file.
@@ -71,6 +88,18 @@ impl ColdTier {
         let mut garbage = Vec::new();
         for (table, entry) in next.tables.iter_mut() {
             let list = policies.for_table(table);
+            for (name, level) in entry.levels.iter_mut() {
+                let Some(cutoff) = level_cutoff(&list, name, now_ms) else {
+                    continue;
+                };
+                let width = level.width_ms;
+                let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut level.files)
+                    .into_iter()
+                    .partition(|f| f.max_time.saturating_add(width) <= cutoff);
+                level.files = kept;
+                expired.level_files_deleted += gone.len();
+                garbage.extend(gone.into_iter().map(|f| f.path));
+            }
             let cutoffs: Vec<Option<i64>> = list
                 .iter()
                 .map(|p| {
@@ -81,6 +110,7 @@ impl ColdTier {
             if cutoffs.iter().all(Option::is_none) {
                 continue;
             }
+            // Raw files only: rollup levels were handled above.
             let mut kept = Vec::with_capacity(entry.files.len());
             for file in std::mem::take(&mut entry.files) {
                 match verdict(&file, &cutoffs) {

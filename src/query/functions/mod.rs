@@ -8,6 +8,7 @@
 //! | sketches | `quantile_sketch`, `sketch_merge`, `sketch_quantile` | [`sketch`] |
 //! | selectors | `first`, `last`, `m4` | [`select`] |
 //! | evaluation time | `eval_time()` (alert rules) | [`clock`] |
+//! | rollups | `rollup_increase`, `rollup_rate` | [`rollup`] |
 //!
 //! ```sql
 //! SELECT host, rate(value, time) FROM http_requests_total
@@ -41,6 +42,7 @@
 pub mod clock;
 pub mod counter;
 pub mod quantile;
+pub mod rollup;
 mod samples;
 pub mod select;
 pub mod sketch;
@@ -66,6 +68,7 @@ pub fn register_functions(ctx: &SessionContext) {
         .chain(quantile::aggregate_functions())
         .chain(sketch::aggregate_functions())
         .chain(select::functions())
+        .chain(rollup::functions())
     {
         ctx.register_udaf(udaf);
     }

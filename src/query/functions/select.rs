@@ -304,7 +304,8 @@ struct M4Accumulator {
 /// Whether `(t, v)` should replace `(bt, bv)` in `slot`.
 fn better(slot: usize, (t, v): (i64, f64), (bt, bv): (i64, f64)) -> bool {
     match slot {
-        0 => v.total_cmp(&bv).then(bt.cmp(&t)) == Ordering::Less,
+        // Among equal minima (maxima) the earliest wins: smaller value, then time.
+        0 => v.total_cmp(&bv).then(t.cmp(&bt)) == Ordering::Less,
         1 => v.total_cmp(&bv).then(bt.cmp(&t)) == Ordering::Greater,
         2 => t.cmp(&bt).then(v.total_cmp(&bv)) == Ordering::Less,
         _ => t.cmp(&bt).then(v.total_cmp(&bv)) == Ordering::Greater,
