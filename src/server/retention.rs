@@ -52,9 +52,9 @@ pub struct PolicySettings {
     pub levels: Vec<LevelSettings>,
 }
 
-/// The default policy and the list, as one document.
+/// The default policy and the list, as one document; every field has a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetentionSettings {
     /// Seconds rows of tables no policy names stay in memory.
     pub hot_for_secs: u64,
@@ -66,7 +66,6 @@ pub struct RetentionSettings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub levels: Vec<LevelSettings>,
     /// First match wins.
-    #[serde(default)]
     pub policies: Vec<PolicySettings>,
 }
 
