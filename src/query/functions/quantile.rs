@@ -196,6 +196,13 @@ impl GroupsAccumulator for PercentileGroups {
     ) -> Result<()> {
         self.groups.resize_with(total_num_groups, Vec::new);
         let v = as_float64_array(&values[0])?;
+        if opt_filter.is_none() && v.null_count() == 0 {
+            // The common case, without per-row validity checks.
+            for (&g, &x) in group_indices.iter().zip(v.values().iter()) {
+                self.groups[g].push(x);
+            }
+            return Ok(());
+        }
         for (i, &g) in group_indices.iter().enumerate() {
             if selected(opt_filter, i) && v.is_valid(i) {
                 self.groups[g].push(v.value(i));
@@ -225,10 +232,23 @@ impl GroupsAccumulator for PercentileGroups {
     ) -> Result<()> {
         self.groups.resize_with(total_num_groups, Vec::new);
         let lists = as_list_array(&values[0])?;
+        // Straight from the flat child array: `lists.value(row)` would allocate an
+        // array per group row.
+        let flat = as_float64_array(lists.values())?;
+        let offsets = lists.value_offsets();
         for (row, &g) in group_indices.iter().enumerate() {
-            if lists.is_valid(row) {
-                let v = lists.value(row);
-                self.groups[g].extend(as_float64_array(&v)?.iter().flatten());
+            if !lists.is_valid(row) {
+                continue;
+            }
+            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+            if flat.null_count() == 0 {
+                self.groups[g].extend_from_slice(&flat.values()[start..end]);
+            } else {
+                self.groups[g].extend(
+                    (start..end)
+                        .filter(|&i| flat.is_valid(i))
+                        .map(|i| flat.value(i)),
+                );
             }
         }
         Ok(())
@@ -239,17 +259,23 @@ impl GroupsAccumulator for PercentileGroups {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
+        // One list of zero or one value per row, built flat (no vector per row).
         let v = as_float64_array(&values[0])?;
-        let rows: Vec<Vec<f64>> = (0..v.len())
-            .map(|i| {
-                if selected(opt_filter, i) && v.is_valid(i) {
-                    vec![v.value(i)]
-                } else {
-                    Vec::new()
-                }
-            })
+        let keep: Vec<bool> = (0..v.len())
+            .map(|i| selected(opt_filter, i) && v.is_valid(i))
             .collect();
-        Ok(vec![lists(&rows)])
+        let flat: Float64Array = (0..v.len())
+            .filter(|&i| keep[i])
+            .map(|i| v.value(i))
+            .collect();
+        let offsets = OffsetBuffer::from_lengths(keep.iter().map(|&k| usize::from(k)));
+        let field = Arc::new(Field::new_list_field(DataType::Float64, true));
+        Ok(vec![Arc::new(ListArray::new(
+            field,
+            offsets,
+            Arc::new(flat),
+            None,
+        ))])
     }
 
     fn size(&self) -> usize {
