@@ -576,5 +576,37 @@ async fn retention_policies_and_tiering_over_http() {
             .await;
         assert_eq!(body["rows"][0][0], 48, "{table}: {body}");
     }
+
+    // The cold files vanish: a query needing them fails naming the cold tier, unless
+    // it accepts a partial answer, which then says what is missing.
+    std::fs::remove_dir_all(server.data_dir().join("cold/cpu")).unwrap();
+    let (status, body) = server
+        .json("POST", "/api/v1/sql", "SELECT count(*) FROM cpu")
+        .await;
+    assert_ne!(status, 200, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("cold tier"),
+        "{body}"
+    );
+    let (status, head, body) = server
+        .request(
+            "POST",
+            "/api/v1/sql?partial_response=true",
+            &[],
+            b"SELECT count(*) FROM cpu",
+        )
+        .await;
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"][0][0], 1, "only the hot hour: {body}");
+    let warning = body["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("partial result") && warning.contains("cold tier"),
+        "{body}"
+    );
+    assert!(
+        head.contains("x-metricstore-warning: partial result"),
+        "{head}"
+    );
     server.stop().await;
 }

@@ -90,6 +90,11 @@ impl Server {
         (status, head, body)
     }
 
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub async fn json(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
         let (status, _, body) = self.request(method, path, &[], body.as_bytes()).await;
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
