@@ -6,6 +6,11 @@
 //! and run again (an alert rule, a prepared statement) sees the store as it is at each
 //! run. The schema is the table's at planning time; tag columns added since are left
 //! out, so a kept plan never changes shape.
+//!
+//! Filters are pushed down (inexactly; DataFusion still applies them): tag
+//! predicates pick series through the label index and comparisons of fields with
+//! constants skip series whose newest value fails them, so a threshold rule over
+//! 100,000 series builds rows only for the few that cross it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,7 +24,7 @@ use datafusion::common::{ScalarValue, plan_err};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -28,7 +33,9 @@ use datafusion::physical_plan::{
     ReplaceChildrenOptions, SendableRecordBatchStream,
 };
 
-use crate::storage::Storage;
+use super::pushdown::ScanFilters;
+use crate::model::TIME_COLUMN;
+use crate::storage::{LatestBound, Storage};
 
 /// The `latest` table function.
 #[derive(Debug)]
@@ -83,13 +90,52 @@ impl TableProvider for LatestTable {
         TableType::Temporary
     }
 
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
     async fn scan(
         &self,
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let names: Vec<String> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let time = names
+            .iter()
+            .position(|n| n == TIME_COLUMN)
+            .unwrap_or(names.len());
+        let fields = names.get(time + 1..).unwrap_or_default();
+        let pushed = ScanFilters::new(filters, &names[..time], fields);
+        let bounds = pushed.bounds.iter().filter_map(|b| {
+            use std::cmp::Ordering::{Equal, Greater, Less};
+            let (op, or_equal, negated) = match b.op {
+                Operator::Gt => (Greater, false, false),
+                Operator::GtEq => (Greater, true, false),
+                Operator::Lt => (Less, false, false),
+                Operator::LtEq => (Less, true, false),
+                Operator::Eq => (Equal, false, false),
+                Operator::NotEq => (Equal, false, true),
+                _ => return None,
+            };
+            Some(LatestBound {
+                field: b.field.clone(),
+                op,
+                or_equal,
+                negated,
+                value: b.value,
+            })
+        });
+        let bounds: Vec<LatestBound> = bounds.collect();
         let columns: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
@@ -104,6 +150,8 @@ impl TableProvider for LatestTable {
         Ok(Arc::new(LatestExec {
             storage: self.storage.clone(),
             table: self.table.clone(),
+            filters: pushed,
+            bounds,
             schema,
             properties: Arc::new(properties),
         }))
@@ -115,6 +163,10 @@ impl TableProvider for LatestTable {
 struct LatestExec {
     storage: Arc<Storage>,
     table: String,
+    /// Tag predicates, resolved through the index at each execution.
+    filters: ScanFilters,
+    /// Field comparisons the newest values must pass.
+    bounds: Vec<LatestBound>,
     /// The planned (projected) schema; every execution answers in it.
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
@@ -126,7 +178,11 @@ impl LatestExec {
     fn read(&self) -> DfResult<RecordBatch> {
         let batch = self
             .storage
-            .latest(&self.table)
+            .latest_where(
+                &self.table,
+                |index| self.filters.select(index),
+                &self.bounds,
+            )
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let rows = batch.num_rows();
         let columns: Vec<ArrayRef> = self

@@ -38,8 +38,8 @@ pub use buckets::{BucketReads, BucketRow, BucketSpec, FieldStats};
 pub use config::StorageConfig;
 pub use index::{LabelIndex, MatchOp, Matcher};
 pub use snapshot::{
-    ChunkFilter, ReadOptions, SelectionCounts, SeriesSnapshot, SnapshotReader, TableSnapshot,
-    TimeRange, arrow_schema, tag_type, time_type,
+    ChunkFilter, LatestBound, ReadOptions, SelectionCounts, SeriesSnapshot, SnapshotReader,
+    TableSnapshot, TimeRange, arrow_schema, tag_type, time_type,
 };
 pub use stats::{StoreStats, TableStats};
 pub use table::FieldDef;
@@ -398,6 +398,20 @@ impl Storage {
         let table = self.table(table)?;
         let inner = table.inner.read();
         inner.latest_batch()
+    }
+
+    /// [`Storage::latest`] for the series `pick` selects whose newest values pass
+    /// `bounds` (threshold alert rules read a few rows out of many series).
+    pub fn latest_where(
+        &self,
+        table: &str,
+        pick: impl FnOnce(&LabelIndex) -> RoaringBitmap,
+        bounds: &[LatestBound],
+    ) -> Result<arrow::array::RecordBatch> {
+        let table = self.table(table)?;
+        let inner = table.inner.read();
+        let ids = pick(&inner.index);
+        inner.latest_batch_where(Some(&ids), bounds)
     }
 
     /// The Arrow schema of `table` as it is now.

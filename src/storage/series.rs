@@ -316,6 +316,17 @@ impl Series {
         Some((first, self.newest))
     }
 
+    /// The newest value of field `f` (`None`: no rows; `Some(None)`: null there),
+    /// without decoding or allocating.
+    pub(crate) fn latest_value(&self, f: usize) -> Option<Option<f64>> {
+        if !self.head.is_empty() {
+            return Some(self.head.value(f, self.head.len() - 1));
+        }
+        self.sealed_last
+            .as_ref()
+            .map(|row| row.get(f).copied().flatten())
+    }
+
     /// The newest row, without decoding anything.
     pub(crate) fn latest(&self) -> Option<(i64, Row)> {
         if !self.head.is_empty() {

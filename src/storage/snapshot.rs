@@ -261,23 +261,65 @@ impl TableInner {
 impl TableInner {
     /// One row per series: its newest row. Tag columns share the table's dictionaries.
     pub(crate) fn latest_batch(&self) -> Result<RecordBatch> {
+        self.latest_batch_where(None, &[])
+    }
+
+    /// The newest row of the series in `ids` (all when `None`) whose newest values
+    /// pass every bound; rows are built only for those series, and the tag
+    /// dictionaries hold only the values those rows use.
+    pub(crate) fn latest_batch_where(
+        &self,
+        ids: Option<&roaring::RoaringBitmap>,
+        bounds: &[LatestBound],
+    ) -> Result<RecordBatch> {
         let schema = arrow_schema(&self.tag_keys, &self.fields);
-        let rows: Vec<(usize, (i64, Row))> = self
-            .series
+        let bounds: Vec<(usize, &LatestBound)> = bounds
             .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.latest().map(|l| (i, l)))
+            .filter_map(|b| {
+                let f = self.fields.iter().position(|d| *d.name == *b.field)?;
+                Some((f, b))
+            })
             .collect();
+        let passes = |s: &super::series::Series| {
+            bounds.iter().all(|(f, b)| match s.latest_value(*f) {
+                Some(Some(v)) if v.to_bits() != STALE_NAN_BITS => b.test(v),
+                _ => false,
+            })
+        };
+        let rows: Vec<(usize, (i64, Row))> = match ids {
+            None => self
+                .series
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| passes(s))
+                .filter_map(|(i, s)| s.latest().map(|l| (i, l)))
+                .collect(),
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| self.series.get(id as usize).map(|s| (id as usize, s)))
+                .filter(|(_, s)| passes(s))
+                .filter_map(|(i, s)| s.latest().map(|l| (i, l)))
+                .collect(),
+        };
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
         for (k, dict) in self.tag_values.iter().enumerate() {
+            // A dictionary of the used values only: rebuilding every value of a
+            // large table per call dominated small (filtered) answers.
+            let mut remap: ahash::HashMap<u32, i32> = ahash::HashMap::default();
+            let mut used: Vec<&str> = Vec::new();
             let keys: Int32Array = rows
                 .iter()
                 .map(|(i, _)| {
                     let tags = &self.series[*i].tags;
-                    tags.iter().find(|t| t.0 as usize == k).map(|t| t.1 as i32)
+                    tags.iter().find(|t| t.0 as usize == k).map(|t| {
+                        *remap.entry(t.1).or_insert_with(|| {
+                            used.push(&dict.values[t.1 as usize]);
+                            (used.len() - 1) as i32
+                        })
+                    })
                 })
                 .collect();
-            let values = StringArray::from_iter_values(dict.values.iter().map(|v| v.as_ref()));
+            let values = StringArray::from_iter_values(used);
             columns.push(Arc::new(DictionaryArray::<Int32Type>::try_new(
                 keys,
                 Arc::new(values),
@@ -300,6 +342,30 @@ impl TableInner {
             columns.push(Arc::new(values));
         }
         Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}
+
+/// A comparison of a field's newest value with a constant, as SQL's float
+/// comparisons see it (IEEE total order, as Arrow compares); NULL fails it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestBound {
+    /// The field.
+    pub field: String,
+    /// The comparison.
+    pub op: std::cmp::Ordering,
+    /// Whether equality passes too (`<=`, `>=`, `=`).
+    pub or_equal: bool,
+    /// Whether the comparison is negated (`!=`).
+    pub negated: bool,
+    /// The constant.
+    pub value: f64,
+}
+
+impl LatestBound {
+    fn test(&self, v: f64) -> bool {
+        let c = v.total_cmp(&self.value);
+        let pass = c == self.op || (self.or_equal && c.is_eq());
+        pass != self.negated
     }
 }
 
