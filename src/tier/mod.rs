@@ -20,6 +20,7 @@
 //! anywhere before leaves everything in memory, and the next run redoes the work
 //! (files are named deterministically, so a rerun overwrites its own leftovers).
 
+mod cpu;
 mod gc;
 mod manifest;
 mod parquet;

@@ -52,18 +52,39 @@ pub(super) fn parquet_error(table: &str, e: impl std::fmt::Display) -> TierError
     }
 }
 
-/// Writes every row of `snapshot` to files under `root/table/level=raw/`.
+/// Writes every row of `snapshot` to files under `root/table/level=raw/`. Sorting
+/// and encoding run on a low-priority thread (see [`super::cpu`]); the puts here.
 pub(super) async fn write_table(
     store: &dyn ObjectStore,
     root: &Path,
     table: &str,
     snapshot: &Arc<TableSnapshot>,
 ) -> Result<Written, TierError> {
+    let (root_, table_, snapshot_) = (root.clone(), table.to_string(), snapshot.clone());
+    let (mut written, files) =
+        super::cpu::low_priority(move || encode_table(&root_, &table_, &snapshot_)).await??;
+    for (path, bytes, entry) in files {
+        store.put(&path, bytes.into()).await?;
+        written.rows += entry.rows;
+        written.files.push(entry);
+    }
+    Ok(written)
+}
+
+/// One encoded file: where it goes, its bytes, its manifest entry.
+type Encoded = (Path, Vec<u8>, FileEntry);
+
+/// The files of `snapshot`, one per UTC day, encoded but not yet written.
+fn encode_table(
+    root: &Path,
+    table: &str,
+    snapshot: &Arc<TableSnapshot>,
+) -> Result<(Written, Vec<Encoded>), TierError> {
     let schema = snapshot.schema().clone();
     let time = schema
         .index_of(TIME_COLUMN)
         .map_err(|e| parquet_error(table, e))?;
-    let mut written = Written {
+    let written = Written {
         tags: schema.fields()[..time]
             .iter()
             .map(|f| f.name().clone())
@@ -74,10 +95,11 @@ pub(super) async fn write_table(
             .collect(),
         ..Written::default()
     };
+    let mut files = Vec::new();
     let batches = snapshot.record_batches(None)?;
     let batch = concat_batches(&schema, &batches).map_err(|e| parquet_error(table, e))?;
     if batch.num_rows() == 0 {
-        return Ok(written);
+        return Ok((written, files));
     }
     // Sorted by tags then time: row groups then cover few series each, and their
     // statistics prune well.
@@ -117,18 +139,16 @@ pub(super) async fn write_table(
             .join("level=raw")
             .join(format!("date={}", civil_date(day)).as_str())
             .join(format!("{run_from}-{run_to}.parquet").as_str());
-        let size = bytes.len() as u64;
-        store.put(&path, bytes.into()).await?;
-        written.rows += part.num_rows() as u64;
-        written.files.push(FileEntry {
+        let entry = FileEntry {
             path: path.to_string(),
             min_time: min,
             max_time: max,
             rows: part.num_rows() as u64,
-            bytes: size,
-        });
+            bytes: bytes.len() as u64,
+        };
+        files.push((path, bytes, entry));
     }
-    Ok(written)
+    Ok((written, files))
 }
 
 /// The rows of `batch` on UTC day `day`.
