@@ -18,100 +18,44 @@ use arrow_flight::sql::{
 };
 use futures::TryStreamExt;
 use metricstore::server::{ServerConfig, serve};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use tonic::transport::Channel;
 
 type Client = FlightSqlServiceClient<Channel>;
 
-struct Server {
-    http: std::net::SocketAddr,
-    flight: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+mod common;
+use common::server::Server;
+
+async fn client(server: &Server) -> Client {
+    let flight = server.flight.expect("Flight SQL is on by default");
+    let channel = Channel::from_shared(format!("http://{flight}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    FlightSqlServiceClient::new(channel)
 }
 
-impl Server {
-    async fn start(mut config: ServerConfig) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        config.data_dir = dir.path().to_path_buf();
-        config.http_addr = "127.0.0.1:0".parse().unwrap();
-        config.flight.addr = "127.0.0.1:0".parse().unwrap();
-        config.statsd_enabled = false;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready, addrs) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
-            serve(
-                config,
-                async {
-                    let _ = stopped.await;
-                },
-                move |running| {
-                    let _ = ready.send((running.http_addr, running.flight_addr));
-                },
-            )
-            .await
-            .unwrap();
-        });
-        let (http, flight) = tokio::time::timeout(Duration::from_secs(30), addrs)
-            .await
-            .unwrap()
-            .unwrap();
-        Server {
-            http,
-            flight: flight.expect("Flight SQL is on by default"),
-            stop: Some(stop),
-            task,
-            _dir: dir,
-        }
-    }
-
-    async fn client(&self) -> Client {
-        let channel = Channel::from_shared(format!("http://{}", self.flight))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        FlightSqlServiceClient::new(channel)
-    }
-
-    /// One HTTP request; returns the status code and body.
-    async fn http(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> (u16, String) {
-        let mut stream = tokio::net::TcpStream::connect(self.http).await.unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(body.as_bytes()).await.unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.unwrap();
-        let text = String::from_utf8_lossy(&response).to_string();
-        let status = text[9..12].parse().unwrap();
-        (status, text)
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.await.unwrap();
-    }
+/// One HTTP request; returns the status code and the response (head and body).
+async fn http(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let (status, head, body) = server.request(method, path, headers, body.as_bytes()).await;
+    (
+        status,
+        format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body)),
+    )
 }
 
 fn no_stats() -> ServerConfig {
-    ServerConfig::default()
+    ServerConfig {
+        statsd_enabled: false,
+        ..ServerConfig::default()
+    }
 }
 
 /// Every batch of every endpoint of `info`.
@@ -227,7 +171,7 @@ fn floats(column: &ArrayRef) -> Vec<Option<f64>> {
 #[tokio::test]
 async fn ingest_then_query_streams_the_rows_back() {
     let server = Server::start(no_stats()).await;
-    let mut client = server.client().await;
+    let mut client = client(&server).await;
     let stored = ingest(
         &mut client,
         ingest_command(
@@ -308,7 +252,7 @@ async fn ingest_then_query_streams_the_rows_back() {
 #[tokio::test]
 async fn prepared_statements_bind_parameters() {
     let server = Server::start(no_stats()).await;
-    let mut client = server.client().await;
+    let mut client = client(&server).await;
     ingest(
         &mut client,
         ingest_command(
@@ -393,7 +337,7 @@ async fn unknown_statement_handles_are_not_found() {
     use arrow_flight::sql::{CommandPreparedStatementQuery, ProstMessageExt};
     use prost::Message;
     let server = Server::start(no_stats()).await;
-    let mut client = server.client().await;
+    let mut client = client(&server).await;
     let command = CommandPreparedStatementQuery {
         prepared_statement_handle: u64::MAX.to_be_bytes().to_vec().into(),
     };
@@ -409,7 +353,7 @@ async fn unknown_statement_handles_are_not_found() {
 #[tokio::test]
 async fn metadata_lists_catalogs_schemas_tables_and_info() {
     let server = Server::start(no_stats()).await;
-    let mut client = server.client().await;
+    let mut client = client(&server).await;
     ingest(
         &mut client,
         ingest_command(
@@ -495,7 +439,7 @@ async fn errors_carry_grpc_codes_and_messages() {
     let mut config = no_stats();
     config.storage.max_series_per_table = 3;
     let server = Server::start(config).await;
-    let mut client = server.client().await;
+    let mut client = client(&server).await;
 
     let err = query(&mut client, "SELEC 1").await.unwrap_err();
     assert_eq!(code(&err), Code::InvalidArgument, "{err}");
@@ -626,17 +570,17 @@ async fn a_token_guards_flight_and_http_alike() {
     config.auth_token = Some("s3cret".into());
     let server = Server::start(config).await;
 
-    let mut anonymous = server.client().await;
+    let mut anonymous = client(&server).await;
     let err = query(&mut anonymous, "SELECT 1").await.unwrap_err();
     assert_eq!(code(&err), Code::Unauthenticated, "{err}");
 
-    let mut wrong = server.client().await;
+    let mut wrong = client(&server).await;
     wrong.set_token("guess".into());
     let err = query(&mut wrong, "SELECT 1").await.unwrap_err();
     assert_eq!(code(&err), Code::Unauthenticated, "{err}");
     assert!(wrong.handshake("admin", "guess").await.is_err());
 
-    let mut bearer = server.client().await;
+    let mut bearer = client(&server).await;
     bearer.set_token("s3cret".into());
     assert_eq!(
         query(&mut bearer, "SELECT 1").await.unwrap()[0].num_rows(),
@@ -644,7 +588,7 @@ async fn a_token_guards_flight_and_http_alike() {
     );
 
     // Basic credentials (any user, the token as password) give back the token.
-    let mut basic = server.client().await;
+    let mut basic = client(&server).await;
     let payload = basic.handshake("admin", "s3cret").await.unwrap();
     assert_eq!(&payload[..], b"s3cret");
     assert_eq!(basic.token().map(String::as_str), Some("s3cret"));
@@ -654,34 +598,34 @@ async fn a_token_guards_flight_and_http_alike() {
     );
 
     // HTTP: the same token; probes stay open.
-    let (status, text) = server.http("POST", "/api/v1/sql", &[], "SELECT 1").await;
+    let (status, text) = http(&server, "POST", "/api/v1/sql", &[], "SELECT 1").await;
     assert_eq!(status, 401, "{text}");
     assert!(
         text.to_lowercase().contains("www-authenticate: bearer"),
         "{text}"
     );
-    let (status, _) = server
-        .http(
-            "POST",
-            "/api/v1/sql",
-            &[("Authorization", "Bearer guess")],
-            "SELECT 1",
-        )
-        .await;
+    let (status, _) = http(
+        &server,
+        "POST",
+        "/api/v1/sql",
+        &[("Authorization", "Bearer guess")],
+        "SELECT 1",
+    )
+    .await;
     assert_eq!(status, 401);
-    let (status, text) = server
-        .http(
-            "POST",
-            "/api/v1/sql",
-            &[("Authorization", "Bearer s3cret")],
-            "SELECT 1",
-        )
-        .await;
+    let (status, text) = http(
+        &server,
+        "POST",
+        "/api/v1/sql",
+        &[("Authorization", "Bearer s3cret")],
+        "SELECT 1",
+    )
+    .await;
     assert_eq!(status, 200, "{text}");
-    let (status, _) = server.http("GET", "/metrics", &[], "").await;
+    let (status, _) = http(&server, "GET", "/metrics", &[], "").await;
     assert_eq!(status, 401);
     for probe in ["/-/healthy", "/-/ready"] {
-        let (status, text) = server.http("GET", probe, &[], "").await;
+        let (status, text) = http(&server, "GET", probe, &[], "").await;
         assert_eq!(status, 200, "{probe}: {text}");
     }
     server.stop().await;
@@ -690,7 +634,7 @@ async fn a_token_guards_flight_and_http_alike() {
 #[tokio::test]
 async fn without_a_token_everything_is_open() {
     let server = Server::start(no_stats()).await;
-    let mut client = server.client().await;
+    let mut client = client(&server).await;
     assert_eq!(
         query(&mut client, "SELECT 1").await.unwrap()[0].num_rows(),
         1
@@ -698,7 +642,7 @@ async fn without_a_token_everything_is_open() {
     // The handshake succeeds and hands back no token.
     let payload = client.handshake("anyone", "anything").await.unwrap();
     assert!(payload.is_empty());
-    let (status, text) = server.http("POST", "/api/v1/sql", &[], "SELECT 1").await;
+    let (status, text) = http(&server, "POST", "/api/v1/sql", &[], "SELECT 1").await;
     assert_eq!(status, 200, "{text}");
     server.stop().await;
 }
@@ -721,11 +665,11 @@ async fn flight_can_be_turned_off() {
 
 /// The Python interpreter with `adbc-driver-flightsql` and `pyarrow`
 /// (`METRICSTORE_PYTHON`, set by `.ci/run`). Without it a developer's `cargo test`
-/// skips with a note; under CI (`CI` set) its absence fails the test.
+/// skips with a note; under CI (`METRICSTORE_CI` set) its absence fails the test.
 fn python() -> Option<String> {
     match std::env::var("METRICSTORE_PYTHON") {
         Ok(p) if !p.is_empty() => Some(p),
-        _ if std::env::var_os("CI").is_some() => {
+        _ if std::env::var_os("METRICSTORE_CI").is_some() => {
             panic!("METRICSTORE_PYTHON is not set under CI: .ci/run must install the ADBC venv")
         }
         _ => {
@@ -747,8 +691,8 @@ async fn adbc_python_client_queries_lists_and_ingests() {
     config.auth_token = Some("adbc-token".into());
     let server = Server::start(config).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/flight_adbc.py");
-    let flight = format!("grpc://{}", server.flight);
-    let http = format!("http://{}", server.http);
+    let flight = format!("grpc://{}", server.flight.unwrap());
+    let http = format!("http://{}", server.addr);
     let output = tokio::process::Command::new(&python)
         .args([
             script,
@@ -781,7 +725,7 @@ async fn hydrated_dictionaries_arrive_as_plain_strings() {
     let mut config = no_stats();
     config.flight.hydrate_dictionaries = true;
     let server = Server::start(config).await;
-    let mut client = server.client().await;
+    let mut client = client(&server).await;
     ingest(
         &mut client,
         ingest_command(

@@ -304,19 +304,20 @@ impl TableInner {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
         for (k, dict) in self.tag_values.iter().enumerate() {
             // A dictionary of the used values only: rebuilding every value of a
-            // large table per call dominated small (filtered) answers.
-            let mut remap: ahash::HashMap<u32, i32> = ahash::HashMap::default();
+            // large table per call dominated small (filtered) answers. `remap` maps
+            // a table code to its index in `used` (u32::MAX: not used yet).
+            let mut remap = vec![u32::MAX; dict.values.len()];
             let mut used: Vec<&str> = Vec::new();
             let keys: Int32Array = rows
                 .iter()
                 .map(|(i, _)| {
                     let tags = &self.series[*i].tags;
-                    tags.iter().find(|t| t.0 as usize == k).map(|t| {
-                        *remap.entry(t.1).or_insert_with(|| {
-                            used.push(&dict.values[t.1 as usize]);
-                            (used.len() - 1) as i32
-                        })
-                    })
+                    let code = tags.iter().find(|t| t.0 as usize == k)?.1 as usize;
+                    if remap[code] == u32::MAX {
+                        remap[code] = used.len() as u32;
+                        used.push(&dict.values[code]);
+                    }
+                    Some(remap[code] as i32)
                 })
                 .collect();
             let values = StringArray::from_iter_values(used);

@@ -243,36 +243,34 @@ fn keep_mask(
         .collect::<Result<_, arrow::error::ArrowError>>()
         .map_err(|e| parquet_error(table, e))?;
     let list = policies.for_table(table);
+    let same_tags = |a: usize, b: usize| {
+        tags.iter().all(|(_, column)| {
+            let column = column.as_string::<i32>();
+            column.is_valid(a) == column.is_valid(b)
+                && (!column.is_valid(a) || column.value(a) == column.value(b))
+        })
+    };
     let mut keep = Vec::with_capacity(batch.num_rows());
-    let mut previous: Option<(Vec<Option<String>>, bool)> = None;
+    // Rows are sorted by tags: the policy is resolved once per series, when the
+    // tags change from the row before.
+    let mut previous: Option<(usize, bool)> = None;
     for row in 0..batch.num_rows() {
-        let values: Vec<Option<&str>> = tags
-            .iter()
-            .map(|(_, a)| {
-                let a = a.as_string::<i32>();
-                a.is_valid(row).then(|| a.value(row))
-            })
-            .collect();
-        // Rows are sorted by tags: decide once per series.
-        if let Some((prev, decision)) = &previous
-            && prev.iter().map(Option::as_deref).eq(values.iter().copied())
+        if let Some((prev, decision)) = previous
+            && same_tags(prev, row)
         {
-            keep.push(*decision);
+            keep.push(decision);
             continue;
         }
         let lookup = |name: &str| {
-            tags.iter()
-                .position(|(n, _)| n == name)
-                .and_then(|i| values[i])
+            let (_, column) = tags.iter().find(|(n, _)| n == name)?;
+            let column = column.as_string::<i32>();
+            column.is_valid(row).then(|| column.value(row))
         };
         let policy = policies.for_series(table, lookup);
         let index = list.iter().position(|p| std::ptr::eq(*p, policy));
         let decision = !index.is_some_and(|i| expiring.contains(&i));
         keep.push(decision);
-        previous = Some((
-            values.iter().map(|v| v.map(String::from)).collect(),
-            decision,
-        ));
+        previous = Some((row, decision));
     }
     Ok(BooleanArray::from(keep))
 }

@@ -9,6 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub struct Server {
     pub addr: std::net::SocketAddr,
     pub statsd: Option<std::net::SocketAddr>,
+    /// The Flight SQL address, when Flight is on.
+    pub flight: Option<std::net::SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     /// The data directory, removed when the server is dropped.
@@ -33,19 +35,21 @@ impl Server {
                     let _ = stopped.await;
                 },
                 move |running| {
-                    let _ = ready.send((running.http_addr, running.statsd_addr));
+                    let _ =
+                        ready.send((running.http_addr, running.statsd_addr, running.flight_addr));
                 },
             )
             .await
             .unwrap();
         });
-        let (addr, statsd) = tokio::time::timeout(Duration::from_secs(30), addr)
+        let (addr, statsd, flight) = tokio::time::timeout(Duration::from_secs(30), addr)
             .await
             .unwrap()
             .unwrap();
         Server {
             addr,
             statsd,
+            flight,
             stop: Some(stop),
             task,
             _dir: dir,
