@@ -82,6 +82,19 @@ pub fn register_functions(ctx: &SessionContext) {
 }
 
 /// The type a numeric value argument is computed as (`Float64`), or a planning error.
+/// The values of row `row` of a list column whose items are `items` (its child
+/// array), as a slice of the child: `ListArray::value` would build an array per row,
+/// which merging partial aggregate states does once per group. States built here
+/// never hold null items; a null item reads as its (unspecified) slot value.
+pub(crate) fn list_row<'a, T: arrow::datatypes::ArrowPrimitiveType>(
+    list: &arrow::array::ListArray,
+    items: &'a arrow::array::PrimitiveArray<T>,
+    row: usize,
+) -> &'a [T::Native] {
+    let offsets = list.value_offsets();
+    &items.values()[offsets[row] as usize..offsets[row + 1] as usize]
+}
+
 pub(crate) fn coerce_value(function: &str, arg: usize, t: &DataType) -> Result<DataType> {
     if t.is_numeric() || t.is_null() {
         Ok(DataType::Float64)

@@ -232,23 +232,10 @@ impl GroupsAccumulator for PercentileGroups {
     ) -> Result<()> {
         self.groups.resize_with(total_num_groups, Vec::new);
         let lists = as_list_array(&values[0])?;
-        // Straight from the flat child array: `lists.value(row)` would allocate an
-        // array per group row.
-        let flat = as_float64_array(lists.values())?;
-        let offsets = lists.value_offsets();
+        let items = as_float64_array(lists.values())?;
         for (row, &g) in group_indices.iter().enumerate() {
-            if !lists.is_valid(row) {
-                continue;
-            }
-            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
-            if flat.null_count() == 0 {
-                self.groups[g].extend_from_slice(&flat.values()[start..end]);
-            } else {
-                self.groups[g].extend(
-                    (start..end)
-                        .filter(|&i| flat.is_valid(i))
-                        .map(|i| flat.value(i)),
-                );
+            if lists.is_valid(row) {
+                self.groups[g].extend_from_slice(super::list_row(lists, items, row));
             }
         }
         Ok(())

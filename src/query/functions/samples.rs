@@ -499,15 +499,17 @@ impl GroupsAccumulator for SampleGroups {
         self.resize(total_num_groups);
         let times = as_list_array(&values[0])?;
         let vals = as_list_array(&values[1])?;
+        let (time_items, value_items) = (
+            as_int64_array(times.values())?,
+            as_float64_array(vals.values())?,
+        );
         let lo = as_int64_array(&values[2])?;
         let hi = as_int64_array(&values[3])?;
         for (row, &g) in group_indices.iter().enumerate() {
             if times.is_valid(row) && vals.is_valid(row) {
-                let t = times.value(row);
-                let v = vals.value(row);
-                let t = as_int64_array(&t)?;
-                let v = as_float64_array(&v)?;
-                self.samples[g].extend(t.values().iter().copied().zip(v.values().iter().copied()));
+                let t = super::list_row(times, time_items, row);
+                let v = super::list_row(vals, value_items, row);
+                self.samples[g].extend(t.iter().copied().zip(v.iter().copied()));
             }
             if lo.is_valid(row) {
                 self.lo[g] = fold(self.lo[g], Some(lo.value(row)), i64::min);
