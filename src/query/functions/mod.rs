@@ -9,6 +9,7 @@
 //! | selectors | `first`, `last`, `m4` | [`select`] |
 //! | evaluation time | `eval_time()` (alert rules) | [`clock`] |
 //! | rollups | `rollup_increase`, `rollup_rate` | [`rollup`] |
+//! | buckets | `date_bin` (DataFusion's, cheaper to plan) | [`date_bin`] |
 //!
 //! ```sql
 //! SELECT host, rate(value, time) FROM http_requests_total
@@ -41,6 +42,7 @@
 
 pub mod clock;
 pub mod counter;
+pub mod date_bin;
 pub mod quantile;
 pub mod rollup;
 mod samples;
@@ -79,6 +81,7 @@ pub fn register_functions(ctx: &SessionContext) {
         ctx.register_udf(udf);
     }
     ctx.register_udf(clock::EvalTime::wall_clock());
+    ctx.register_udf(date_bin::DateBin::udf());
 }
 
 /// The type a numeric value argument is computed as (`Float64`), or a planning error.
