@@ -45,21 +45,9 @@ async fn explain_analyze_reports_pruned_chunks() {
         text.contains("chunks=4 (pruned by time=0, by value=28)"),
         "{text}"
     );
-    let metric = |name: &str| -> usize {
-        text.match_indices(name)
-            .map(|(i, _)| {
-                text[i + name.len()..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect::<String>()
-                    .parse::<usize>()
-                    .unwrap()
-            })
-            .sum()
-    };
-    assert_eq!(metric("chunks_pruned_by_value="), 28, "{text}");
-    assert_eq!(metric("chunks_decoded="), 4, "{text}");
-    assert_eq!(metric("series_scanned="), 4, "{text}");
+    assert_eq!(metric(&text, "chunks_pruned_by_value="), 28, "{text}");
+    assert_eq!(metric(&text, "chunks_decoded="), 4, "{text}");
+    assert_eq!(metric(&text, "series_scanned="), 4, "{text}");
     let count = store
         .sql("SELECT count(*) FROM m WHERE v > 90")
         .await
@@ -70,6 +58,71 @@ async fn explain_analyze_reports_pruned_chunks() {
             .to_string()
             .contains("| 32 ")
     );
+}
+
+/// The number after each `name=` in an `EXPLAIN ANALYZE` text, summed.
+fn metric(text: &str, name: &str) -> usize {
+    text.match_indices(name)
+        .map(|(i, _)| {
+            text[i + name.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn newest_buckets_decode_only_the_newest_chunks() {
+    // 4 series x 64 rows (0 s .. 63 s) in chunks of 8 rows.
+    let store = store_with_rows(4, 64);
+    store.seal_all();
+    let newest = "SELECT date_bin(INTERVAL '10 seconds', time) AS t, count(*) AS n FROM m \
+                  GROUP BY t ORDER BY t DESC LIMIT 2";
+    let text = analyze(&store, newest).await;
+    // Buckets 60 s and 50 s, from rows 50 s on: chunks 6 and 7 of each series.
+    assert_eq!(metric(&text, "fell_back="), 0, "{text}");
+    assert_eq!(metric(&text, "chunks_decoded="), 8, "{text}");
+    assert_eq!(
+        rows(&store, newest).await,
+        ["1970-01-01T00:01:00Z 16", "1970-01-01T00:00:50Z 40"]
+    );
+    // The HAVING drops the newest bucket: the narrow answer is short and the whole
+    // table answers.
+    let having = "SELECT date_bin(INTERVAL '10 seconds', time) AS t, count(*) AS n FROM m \
+                  GROUP BY t HAVING count(*) > 16 ORDER BY t DESC LIMIT 2";
+    let text = analyze(&store, having).await;
+    assert_eq!(metric(&text, "fell_back="), 1, "{text}");
+    assert_eq!(
+        rows(&store, having).await,
+        ["1970-01-01T00:00:50Z 40", "1970-01-01T00:00:40Z 40"]
+    );
+}
+
+async fn analyze(store: &MetricStore, sql: &str) -> String {
+    let plan = store.sql(&format!("EXPLAIN ANALYZE {sql}")).await.unwrap();
+    pretty_format_batches(&plan).unwrap().to_string()
+}
+
+/// Each row as its values joined by spaces.
+async fn rows(store: &MetricStore, sql: &str) -> Vec<String> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let mut out = Vec::new();
+    for batch in store.sql(sql).await.unwrap() {
+        let options = FormatOptions::default();
+        let columns: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for r in 0..batch.num_rows() {
+            let values: Vec<String> = columns.iter().map(|c| c.value(r).to_string()).collect();
+            out.push(values.join(" "));
+        }
+    }
+    out
 }
 
 #[tokio::test]

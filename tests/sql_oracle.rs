@@ -214,6 +214,10 @@ const SHAPES: &[&str] = &[
     "SELECT region, date_bin(INTERVAL '1 minute', time, TIMESTAMP '1970-01-01T00:00:30') AS t, max(b), count(a) FROM m WHERE {w} GROUP BY t, region",
     "SELECT host, region, zone, time, a, b FROM m WHERE {w}",
     "SELECT host, time, a - lag(a) OVER (PARTITION BY host ORDER BY time) FROM m WHERE {w}",
+    // The newest buckets first (a narrowed scan, or the whole plan when it falls short).
+    "SELECT date_bin(INTERVAL '30 seconds', time) AS t, min(b), max(b), count(*) FROM m WHERE {w} GROUP BY t ORDER BY t DESC LIMIT 3",
+    "SELECT host, date_bin(INTERVAL '1 minute', time) AS t, sum(a), count(b) FROM m WHERE {w} GROUP BY t, host ORDER BY t DESC, host LIMIT 7",
+    "SELECT date_bin(INTERVAL '10 seconds', time) AS t, count(*) AS n FROM m WHERE {w} GROUP BY t HAVING count(*) > 25 ORDER BY t DESC LIMIT 2",
 ];
 
 #[tokio::test]

@@ -23,6 +23,7 @@ mod catalog;
 mod exec;
 pub mod functions;
 mod latest;
+mod newest_buckets;
 pub mod options;
 mod provider;
 mod pushdown;
@@ -33,14 +34,21 @@ mod tiered;
 
 use std::sync::Arc;
 
+use datafusion::catalog::Session;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::error::Result as DfResult;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use catalog::HotSchema;
 pub use exec::HotScanExec;
 pub use functions::register_functions;
 pub use latest::LatestFunction;
+pub use newest_buckets::{NewestBucketsExec, NewestBucketsRule};
 pub use options::QueryOptions;
 pub use provider::HotTable;
 pub use rollup_rule::BucketAggregateRule;
@@ -70,7 +78,13 @@ pub fn session(storage: Arc<Storage>, cold: Option<Arc<ColdTier>>) -> DfResult<S
     let runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(Arc::new(StoreRegistry::new(options)))
         .build_arc()?;
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_query_planner(Arc::new(Planner))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     let catalog = MemoryCatalogProvider::new();
     if let Some(cold) = &cold {
         let (store, url) = cold.store();
@@ -81,6 +95,26 @@ pub fn session(storage: Arc<Storage>, cold: Option<Arc<ColdTier>>) -> DfResult<S
     ctx.register_catalog(CATALOG, Arc::new(catalog));
     ctx.register_udtf("latest", Arc::new(LatestFunction::new(storage.clone())));
     register_functions(&ctx);
-    ctx.add_optimizer_rule(Arc::new(BucketAggregateRule::new(storage)));
+    ctx.add_optimizer_rule(Arc::new(BucketAggregateRule::new(storage.clone())));
+    ctx.add_optimizer_rule(Arc::new(NewestBucketsRule::new(storage)));
     Ok(ctx)
+}
+
+/// DataFusion's physical planner, plus the plan nodes MetricStore's rules make.
+#[derive(Debug)]
+struct Planner;
+
+#[async_trait::async_trait]
+impl QueryPlanner for Planner {
+    async fn create_physical_plan(
+        &self,
+        plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(
+            newest_buckets::NewestBucketsPlanner,
+        )])
+        .create_physical_plan(plan, session)
+        .await
+    }
 }

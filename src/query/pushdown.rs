@@ -451,7 +451,7 @@ fn timestamp_literal(expr: &Expr) -> Option<(i64, i64, i64)> {
 }
 
 /// The half-open millisecond range a comparison of `time` with a literal allows.
-fn time_range(expr: &Expr) -> Option<TimeRange> {
+pub(crate) fn time_range(expr: &Expr) -> Option<TimeRange> {
     let names = [TIME_COLUMN.to_string()];
     match expr {
         Expr::BinaryExpr(b) if b.op == Operator::And => {

@@ -100,7 +100,7 @@ fn unalias(e: &Expr) -> &Expr {
 }
 
 /// `date_bin(W, time[, origin])` with a fixed width in milliseconds.
-fn bucket_spec(e: &Expr) -> Option<BucketSpec> {
+pub(super) fn bucket_spec(e: &Expr) -> Option<BucketSpec> {
     let Expr::ScalarFunction(f) = unalias(e) else {
         return None;
     };

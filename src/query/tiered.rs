@@ -60,6 +60,11 @@ pub struct TieredTable {
 }
 
 impl TieredTable {
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The table `name`, if the cold tier holds part of it.
     pub fn new(storage: Arc<Storage>, cold: Arc<ColdTier>, name: &str) -> Option<TieredTable> {
         let manifest = cold.manifest();

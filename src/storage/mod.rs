@@ -278,6 +278,12 @@ impl Storage {
         self.table(table).ok()?.inner.read().tiered_until
     }
 
+    /// An upper bound of `table`'s newest timestamp in memory (the newest ever
+    /// written), or `None` for an unknown or empty table. O(1).
+    pub fn newest_time(&self, table: &str) -> Option<i64> {
+        self.table(table).ok()?.inner.read().newest
+    }
+
     /// The timestamp blocks shared by every table's chunks.
     pub(crate) fn shared_timestamps(&self) -> &Arc<chunk::SharedTimestamps> {
         &self.timestamps

@@ -77,6 +77,10 @@ pub(crate) struct TableInner {
     pub(crate) series_bytes: usize,
     /// Rows before this time are in the cold tier: later writes there are refused.
     pub(crate) tiered_until: Option<i64>,
+    /// The newest timestamp written to any series (`None`: no rows yet), kept on
+    /// write so planning can ask for it without visiting series. Dropping rows to the
+    /// cold tier leaves it alone: it stays an upper bound of the times in memory.
+    pub(crate) newest: Option<i64>,
 }
 
 /// A table copied for a checkpoint (see [`TableInner::image`]).
@@ -503,6 +507,7 @@ impl TableInner {
             for (row, &t) in item.timestamps().iter().enumerate() {
                 series.write(t, &plan.field_sets[planned.fields], item.row(row), &mut ctx);
             }
+            note_newest(&mut self.newest, series.newest);
             self.series_bytes = self.series_bytes + series.bytes() - bytes;
         }
         self.series_bytes as isize - before as isize
@@ -551,6 +556,7 @@ impl TableInner {
             },
         }
         self.series_bytes += series.bytes();
+        note_newest(&mut self.newest, series.newest);
         self.series.push(series);
         id
     }
@@ -649,6 +655,13 @@ impl TableInner {
             series.seal(&mut ctx);
             self.series_bytes = self.series_bytes + series.bytes() - bytes;
         }
+    }
+}
+
+fn note_newest(newest: &mut Option<i64>, t: i64) {
+    // An empty series reports `i64::MIN`.
+    if t != i64::MIN {
+        *newest = Some(newest.map_or(t, |n| n.max(t)));
     }
 }
 
