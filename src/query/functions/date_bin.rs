@@ -10,13 +10,19 @@
 //! work was about a quarter of the whole query. Equal functions still hash equal
 //! (same name), so hash maps stay correct; equality itself is the inner function's.
 //!
+//! Type coercion walks those 48 signatures too, each time an expression's type is
+//! asked for: the wrapper declares a user-defined signature and remembers the
+//! coercion DataFusion's signature gives for each list of argument types.
+//!
 //! Everything else is delegated, so results, ordering properties (a bucket of a
 //! sorted `time` is sorted) and simplifications are DataFusion's.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, FieldRef};
+use parking_lot::Mutex;
+
+use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::ExprSchema;
 use datafusion::common::{Result, ScalarValue};
 use datafusion::config::ConfigOptions;
@@ -24,22 +30,32 @@ use datafusion::logical_expr::interval_arithmetic::Interval;
 use datafusion::logical_expr::preimage::PreimageResult;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
+use datafusion::logical_expr::type_coercion::functions::fields_with_udf;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, Expr, ExpressionPlacement, ReturnFieldArgs, ScalarFunctionArgs,
     ScalarUDF, ScalarUDFImpl, Signature, StructFieldMapping,
 };
 
+/// Distinct argument type lists remembered; queries use a handful.
+const COERCIONS_KEPT: usize = 32;
+
 /// `date_bin`, hashed by name; see the module docs.
 #[derive(Debug)]
 pub struct DateBin {
     inner: Arc<ScalarUDF>,
+    signature: Signature,
+    /// Argument types and what DataFusion's signature coerces them to.
+    coercions: Mutex<Vec<(Vec<DataType>, Vec<DataType>)>>,
 }
 
 impl DateBin {
     /// DataFusion's `date_bin` behind the cheap hash.
     pub fn udf() -> ScalarUDF {
+        let inner = datafusion::functions::datetime::date_bin();
         ScalarUDF::new_from_impl(DateBin {
-            inner: datafusion::functions::datetime::date_bin(),
+            signature: Signature::user_defined(inner.signature().volatility),
+            inner,
+            coercions: Mutex::new(Vec::new()),
         })
     }
 }
@@ -78,7 +94,7 @@ impl ScalarUDFImpl for DateBin {
     }
 
     fn signature(&self) -> &Signature {
-        self.inner.signature()
+        &self.signature
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
@@ -155,7 +171,23 @@ impl ScalarUDFImpl for DateBin {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        self.inner.inner().coerce_types(arg_types)
+        let mut coercions = self.coercions.lock();
+        if let Some((_, to)) = coercions.iter().find(|(from, _)| from == arg_types) {
+            return Ok(to.clone());
+        }
+        let fields: Vec<FieldRef> = arg_types
+            .iter()
+            .map(|t| Arc::new(Field::new("arg", t.clone(), true)))
+            .collect();
+        let to: Vec<DataType> = fields_with_udf(&fields, self.inner.as_ref())?
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        if coercions.len() == COERCIONS_KEPT {
+            coercions.clear();
+        }
+        coercions.push((arg_types.to_vec(), to.clone()));
+        Ok(to)
     }
 
     fn struct_field_mapping(
@@ -171,5 +203,66 @@ impl ScalarUDFImpl for DateBin {
 
     fn placement(&self, args: &[ExpressionPlacement]) -> ExpressionPlacement {
         self.inner.inner().placement(args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::{IntervalUnit, TimeUnit};
+
+    use super::*;
+
+    fn builtin(types: &[DataType]) -> Result<Vec<DataType>> {
+        let fields: Vec<FieldRef> = types
+            .iter()
+            .map(|t| Arc::new(Field::new("arg", t.clone(), true)))
+            .collect();
+        Ok(fields_with_udf(
+            &fields,
+            datafusion::functions::datetime::date_bin().as_ref(),
+        )?
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect())
+    }
+
+    #[test]
+    fn coerces_like_datafusions_date_bin_and_hashes_equal() {
+        let ours = DateBin::udf();
+        let utc = Some("UTC".into());
+        let cases = [
+            vec![
+                DataType::Interval(IntervalUnit::MonthDayNano),
+                DataType::Timestamp(TimeUnit::Millisecond, utc.clone()),
+            ],
+            vec![
+                DataType::Interval(IntervalUnit::DayTime),
+                DataType::Timestamp(TimeUnit::Second, None),
+                DataType::Timestamp(TimeUnit::Nanosecond, None),
+            ],
+            vec![
+                DataType::Interval(IntervalUnit::MonthDayNano),
+                DataType::Timestamp(TimeUnit::Millisecond, utc),
+                DataType::Utf8,
+            ],
+            vec![DataType::Utf8, DataType::Utf8],
+            vec![DataType::Int64, DataType::Float64],
+            vec![],
+        ];
+        // Twice: the second round answers from the remembered coercions.
+        for _ in 0..2 {
+            for types in &cases {
+                let got = ours.coerce_types(types);
+                match builtin(types) {
+                    Ok(expected) => assert_eq!(got.unwrap(), expected, "{types:?}"),
+                    Err(_) => assert!(got.is_err(), "{types:?}: {got:?}"),
+                }
+            }
+        }
+        use std::hash::BuildHasher;
+        let other = DateBin::udf();
+        assert_eq!(ours, other);
+        let state = std::collections::hash_map::RandomState::new();
+        assert_eq!(state.hash_one(&ours), state.hash_one(&other));
     }
 }
