@@ -153,8 +153,13 @@ impl Bench {
                 .await
                 .expect("the server starts")
                 .expect("Flight is on");
+            // A client that reads fast asks for wide windows and large frames, as
+            // gRPC's own clients do by probing the bandwidth-delay product.
             let channel = Channel::from_shared(format!("http://{addr}"))
                 .expect("a URI")
+                .initial_stream_window_size(8 << 20)
+                .initial_connection_window_size(16 << 20)
+                .max_frame_size(1 << 20)
                 .connect()
                 .await
                 .expect("connects");

@@ -124,6 +124,11 @@ pub fn service(
     Ok(InterceptedService::new(server, Authenticate(token)))
 }
 
+/// HTTP/2 flow-control window per stream (the connection's is twice it).
+const WINDOW_BYTES: u32 = 8 << 20;
+/// Largest HTTP/2 frame the server accepts (the protocol allows up to 16 MiB - 1).
+const MAX_FRAME_BYTES: u32 = 1 << 20;
+
 /// Serves `service` on `listener` until `shutdown` completes, then finishes the
 /// calls in flight.
 pub async fn run(
@@ -132,7 +137,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Bulk ingest sends megabytes per call: HTTP/2's default 64 KiB windows make the
+    // client wait for a window update every few frames, even on loopback.
     tonic::transport::Server::builder()
+        .initial_stream_window_size(WINDOW_BYTES)
+        .initial_connection_window_size(2 * WINDOW_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

@@ -296,15 +296,16 @@ fn unpack_sparse(
         .ok_or(CodecError::truncated(pos, "sparse packed values"))?;
     scratch[..bytes].copy_from_slice(body);
     pos += bytes;
-    let mut nonzero = [0i64; BLOCK];
+    // One slot more than a block: the scatter below may read slot `k` (zero).
+    let mut nonzero = [0i64; BLOCK + 1];
     unpack(scratch, width, base, &mut nonzero[..k]);
-    let mut next = nonzero.iter();
+    // Branch-free scatter: which deltas are zero is data, and a mispredicted branch
+    // per value cost more than the rest of the decode.
+    let mut next = 0usize;
     for (i, d) in dst.iter_mut().enumerate() {
-        *d = if map[i / 8] >> (i % 8) & 1 == 1 {
-            next.next().copied().unwrap_or(0)
-        } else {
-            0
-        };
+        let bit = (map[i / 8] >> (i % 8)) & 1;
+        *d = nonzero[next.min(BLOCK)] & -i64::from(bit);
+        next += usize::from(bit);
     }
     Ok(pos)
 }
