@@ -1,7 +1,9 @@
 //! Rollups against raw data: seeded random gauges, counters with resets and spiky
 //! series are tiered with levels `5m`, `1h` and `1d` (two runs, so `1d` buckets are
 //! split in partial rows), then every bucket answer from a level is compared with a
-//! naive loop over the generated samples, and the naive loop with raw SQL.
+//! naive loop over the generated samples, and the naive loop with raw SQL. Several
+//! exact percentiles of one column, which share one value buffer, equal separate ones
+//! and a naive nearest rank.
 //!
 //! Tolerances: counts, min, max, first and last are exact; sums, averages, increases
 //! and rates agree within `1e-9 × Σ|v|` of the bucket (only the summation order
@@ -570,4 +572,129 @@ async fn runs_within_one_bucket_keep_both_parts() {
         .unwrap()
         .to_string();
     assert!(text.contains("| 600 | 600.0 |"), "{text}");
+}
+
+/// Several exact percentiles of one column share one value buffer (the
+/// `PercentileShareRule`); their answers must equal one percentile per query and a
+/// naive nearest-rank over the same values, with NULLs (rows without the field),
+/// stale markers, NaN (above +∞ in total order) and ±∞ among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_percentiles_equal_separate_ones() {
+    let store = MetricStore::open(Config::default()).unwrap();
+    let mut rng = Rng(0x9e7c_0001);
+    // (host, minute) -> values, as SQL sees them.
+    let mut model: BTreeMap<(String, i64), Vec<f64>> = BTreeMap::new();
+    let mut batch = WriteBatch::new();
+    for h in 0..5 {
+        let host = format!("h{h}");
+        let tags = TagSet::new([("host", host.clone())]).unwrap();
+        for i in 0..600i64 {
+            let t = START + i * 1_000;
+            let r = rng.unit();
+            let v = match (rng.next() % 50, h) {
+                _ if h == 4 && i >= 300 => None, // a bucket range with no values at all
+                (0, _) => None,
+                (1, _) => Some(f64::NAN),
+                (2, _) => Some(f64::INFINITY),
+                (3, _) => Some(f64::NEG_INFINITY),
+                (4, _) => Some(f64::from_bits(STALE_NAN_BITS)),
+                _ => Some((r * 1000.0).round() / 10.0 - 20.0),
+            };
+            // A row without `v` reads it as NULL.
+            batch.add_sample("q", tags.clone(), "w", t, r);
+            if let Some(v) = v {
+                batch.add_sample("q", tags.clone(), "v", t, v);
+            }
+            let minute = t - t.rem_euclid(MINUTE);
+            let values = model.entry((host.clone(), minute)).or_default();
+            if let Some(v) = v.filter(|v| v.to_bits() != STALE_NAN_BITS) {
+                values.push(v);
+            }
+        }
+    }
+    store.write(&batch).unwrap();
+    let qs = [0.0, 0.5, 0.5, 0.9, 0.99, 1.0];
+    let list: Vec<String> = qs
+        .iter()
+        .enumerate()
+        .map(|(i, q)| format!("percentile(v, {q}) AS p{i}"))
+        .collect();
+    let shared = format!(
+        "SELECT host, date_bin(interval '1 minute', time) AS b, median(v) AS med, \
+         min(v) AS lo, {} FROM q GROUP BY host, b",
+        list.join(", ")
+    );
+    let plan = arrow::util::pretty::pretty_format_batches(
+        &store.sql(&format!("EXPLAIN {shared}")).await.unwrap(),
+    )
+    .unwrap()
+    .to_string();
+    assert!(plan.contains("percentiles("), "{plan}");
+    let got = store.sql(&shared).await.unwrap();
+    let mut checked = 0;
+    for batch in &got {
+        let (hosts, bs) = (strings(batch, "host"), millis(batch, "b"));
+        let med = floats(batch, "med");
+        for (i, q) in qs.iter().enumerate() {
+            let column = floats(batch, &format!("p{i}"));
+            for row in 0..batch.num_rows() {
+                let mut values = model[&(hosts[row].clone(), bs[row])].clone();
+                values.sort_by(f64::total_cmp);
+                let want = (!values.is_empty()).then(|| nearest_rank(&values, *q));
+                let same =
+                    |a: Option<f64>, b: Option<f64>| a.map(f64::to_bits) == b.map(f64::to_bits);
+                assert!(
+                    same(column[row], want),
+                    "p{i} {} {}: {:?} vs {want:?}",
+                    hosts[row],
+                    bs[row],
+                    column[row]
+                );
+                let want_med = (!values.is_empty()).then(|| nearest_rank(&values, 0.5));
+                assert!(
+                    same(med[row], want_med),
+                    "median {} {}",
+                    hosts[row],
+                    bs[row]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, qs.len() * 50, "5 hosts x 10 minutes");
+
+    // One percentile per query (nothing to share), and without GROUP BY.
+    for (i, q) in qs.iter().enumerate() {
+        let one = format!(
+            "SELECT host, date_bin(interval '1 minute', time) AS b, percentile(v, {q}) AS p{i} \
+             FROM q GROUP BY host, b"
+        );
+        let separate = store.sql(&one).await.unwrap();
+        let key = |batches: &[RecordBatch], column: &str| -> BTreeMap<(String, i64), Option<u64>> {
+            batches
+                .iter()
+                .flat_map(|b| {
+                    let (h, t, v) = (strings(b, "host"), millis(b, "b"), floats(b, column));
+                    (0..b.num_rows()).map(move |r| ((h[r].clone(), t[r]), v[r].map(f64::to_bits)))
+                })
+                .collect()
+        };
+        assert_eq!(
+            key(&separate, &format!("p{i}")),
+            key(&got, &format!("p{i}")),
+            "q = {q}"
+        );
+    }
+    let whole = store
+        .sql("SELECT percentile(v, 0.5) AS a, percentile(v, 0.99) AS b, median(v) AS c FROM q")
+        .await
+        .unwrap();
+    let mut all: Vec<f64> = model.values().flatten().copied().collect();
+    all.sort_by(f64::total_cmp);
+    assert_eq!(floats(&whole[0], "a")[0], Some(nearest_rank(&all, 0.5)));
+    assert_eq!(
+        floats(&whole[0], "b")[0].map(f64::to_bits),
+        Some(nearest_rank(&all, 0.99).to_bits())
+    );
+    assert_eq!(floats(&whole[0], "c")[0], Some(nearest_rank(&all, 0.5)));
 }

@@ -24,6 +24,7 @@ mod exec;
 pub mod functions;
 mod latest;
 pub mod options;
+mod percentile_rule;
 mod provider;
 mod pushdown;
 mod rollup_rule;
@@ -42,6 +43,7 @@ pub use exec::HotScanExec;
 pub use functions::register_functions;
 pub use latest::LatestFunction;
 pub use options::QueryOptions;
+pub use percentile_rule::PercentileShareRule;
 pub use provider::HotTable;
 pub use rollup_rule::BucketAggregateRule;
 pub use rollup_table::{RollupFunction, RollupTable};
@@ -82,5 +84,7 @@ pub fn session(storage: Arc<Storage>, cold: Option<Arc<ColdTier>>) -> DfResult<S
     ctx.register_udtf("latest", Arc::new(LatestFunction::new(storage.clone())));
     register_functions(&ctx);
     ctx.add_optimizer_rule(Arc::new(BucketAggregateRule::new(storage)));
+    // After the level rule, which knows `percentile` but not the shared form.
+    ctx.add_optimizer_rule(Arc::new(PercentileShareRule::default()));
     Ok(ctx)
 }

@@ -1,0 +1,304 @@
+//! The grouped accumulator of exact percentiles (`percentile`, `median` and the
+//! shared form of several percentiles of one column, see
+//! [`crate::query::PercentileShareRule`]).
+//!
+//! Values are logged flat as they arrive, one `(group, value)` pair each, instead of
+//! one growing vector per group: appending is a copy loop without per-group
+//! allocations. When results (or partial states) are due, a counting sort by group
+//! lays each group's values out contiguously, and each group's quantiles are selected
+//! in place (`select_nth_unstable`, linear time): all quantiles of one group from one
+//! buffer, each selection working only on the part to the right of the previous one.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, ListArray, StructArray};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, Fields};
+use datafusion::common::cast::{as_float64_array, as_list_array};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+
+/// The name of the `i`-th field of the shared form's struct result.
+pub(crate) fn quantile_field(i: usize) -> String {
+    format!("q{i}")
+}
+
+fn quantile_fields(n: usize) -> Fields {
+    Fields::from(
+        (0..n)
+            .map(|i| Field::new(quantile_field(i), DataType::Float64, true))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The struct type of the shared form's result: one `Float64` per quantile.
+pub(crate) fn quantiles_type(n: usize) -> DataType {
+    DataType::Struct(quantile_fields(n))
+}
+
+/// The nearest-rank index (0-based) of quantile `q` among `n > 0` values.
+fn rank(q: f64, n: usize) -> usize {
+    ((q * n as f64).ceil() as usize).clamp(1, n) - 1
+}
+
+/// The nearest-rank quantiles `qs` of `values` (reordered in place), written to `out`
+/// in the order of `qs`; `order` lists the indexes of `qs` by increasing quantile.
+pub(crate) fn select_quantiles(
+    values: &mut [f64],
+    qs: &[f64],
+    order: &[usize],
+    out: &mut [Option<f64>],
+) {
+    let n = values.len();
+    if n == 0 {
+        out.iter_mut().for_each(|o| *o = None);
+        return;
+    }
+    // Ranks increase along `order`: each selection partitions the slice, so the next
+    // one only searches right of the previous rank.
+    let mut from = 0;
+    let mut previous: Option<(usize, f64)> = None;
+    for &i in order {
+        let r = rank(qs[i], n);
+        let v = match previous {
+            Some((p, v)) if p == r => v,
+            _ => {
+                let (_, v, _) = values[from..].select_nth_unstable_by(r - from, f64::total_cmp);
+                let v = *v;
+                from = r + 1;
+                v
+            }
+        };
+        previous = Some((r, v));
+        out[i] = Some(v);
+    }
+}
+
+/// The indexes of `qs` by increasing quantile.
+pub(crate) fn quantile_order(qs: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..qs.len()).collect();
+    order.sort_by(|&a, &b| qs[a].total_cmp(&qs[b]));
+    order
+}
+
+/// The result column of quantiles `qs` per group: `Float64` for one quantile, a
+/// struct of them for several (`multi`).
+pub(crate) fn quantile_column(per_group: Vec<Vec<Option<f64>>>, n: usize, multi: bool) -> ArrayRef {
+    if !multi {
+        return Arc::new(
+            per_group
+                .iter()
+                .map(|g| g.first().copied().flatten())
+                .collect::<Float64Array>(),
+        );
+    }
+    let columns: Vec<ArrayRef> = (0..n)
+        .map(|i| {
+            Arc::new(
+                per_group
+                    .iter()
+                    .map(|g| g.get(i).copied().flatten())
+                    .collect::<Float64Array>(),
+            ) as ArrayRef
+        })
+        .collect();
+    Arc::new(StructArray::new(quantile_fields(n), columns, None))
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct PercentileGroups {
+    qs: Vec<f64>,
+    order: Vec<usize>,
+    multi: bool,
+    /// Groups so far (DataFusion's `total_num_groups`).
+    num_groups: usize,
+    /// The group of each logged value (`u32`: half the memory of `usize`).
+    groups: Vec<u32>,
+    values: Vec<f64>,
+}
+
+/// Whether row `i` passes the aggregate's FILTER clause.
+fn selected(filter: Option<&BooleanArray>, i: usize) -> bool {
+    filter.is_none_or(|f| f.is_valid(i) && f.value(i))
+}
+
+impl PercentileGroups {
+    /// Quantiles `qs`; the result is a struct of them when `multi`.
+    pub(crate) fn new(qs: Vec<f64>, multi: bool) -> Self {
+        PercentileGroups {
+            order: quantile_order(&qs),
+            qs,
+            multi,
+            num_groups: 0,
+            groups: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    fn grow(&mut self, total_num_groups: usize) -> Result<()> {
+        if total_num_groups > u32::MAX as usize {
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "percentile: more than {} groups",
+                u32::MAX
+            )));
+        }
+        self.num_groups = self.num_groups.max(total_num_groups);
+        Ok(())
+    }
+
+    /// Takes the values of the groups `emit_to` selects, laid out by group: the
+    /// offsets of each group's values (one more than the groups) and the values.
+    fn take_grouped(&mut self, emit_to: EmitTo) -> (Vec<usize>, Vec<f64>) {
+        let n = match emit_to {
+            EmitTo::All => self.num_groups,
+            EmitTo::First(k) => k.min(self.num_groups),
+        };
+        let mut offsets = vec![0usize; n + 1];
+        for &g in &self.groups {
+            if let Some(c) = offsets.get_mut(g as usize + 1) {
+                *c += 1;
+            }
+        }
+        for i in 0..n {
+            offsets[i + 1] += offsets[i];
+        }
+        let mut out = vec![0.0; offsets[n]];
+        let mut next = offsets[..n].to_vec();
+        if n == self.num_groups {
+            for (&g, &v) in self.groups.iter().zip(&self.values) {
+                let slot = &mut next[g as usize];
+                out[*slot] = v;
+                *slot += 1;
+            }
+            self.groups = Vec::new();
+            self.values = Vec::new();
+        } else {
+            // Keep the later groups, renumbered from 0.
+            let (mut kept_groups, mut kept_values) = (Vec::new(), Vec::new());
+            for (&g, &v) in self.groups.iter().zip(&self.values) {
+                match next.get_mut(g as usize) {
+                    Some(slot) => {
+                        out[*slot] = v;
+                        *slot += 1;
+                    }
+                    None => {
+                        kept_groups.push(g - n as u32);
+                        kept_values.push(v);
+                    }
+                }
+            }
+            self.groups = kept_groups;
+            self.values = kept_values;
+        }
+        self.num_groups -= n;
+        (offsets, out)
+    }
+}
+
+impl GroupsAccumulator for PercentileGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.grow(total_num_groups)?;
+        let v = as_float64_array(&values[0])?;
+        if opt_filter.is_none() && v.null_count() == 0 {
+            // The common case, without per-row validity checks. `grow` checked that
+            // every group index fits in u32.
+            self.groups.extend(group_indices.iter().map(|&g| g as u32));
+            self.values.extend_from_slice(v.values());
+            return Ok(());
+        }
+        for (i, &g) in group_indices.iter().enumerate() {
+            if selected(opt_filter, i) && v.is_valid(i) {
+                self.groups.push(g as u32);
+                self.values.push(v.value(i));
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let (offsets, mut values) = self.take_grouped(emit_to);
+        let k = self.qs.len();
+        let mut per_group = Vec::with_capacity(offsets.len().saturating_sub(1));
+        for w in offsets.windows(2) {
+            let mut out = vec![None; k];
+            select_quantiles(&mut values[w[0]..w[1]], &self.qs, &self.order, &mut out);
+            per_group.push(out);
+        }
+        Ok(quantile_column(per_group, k, self.multi))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let (offsets, values) = self.take_grouped(emit_to);
+        let offsets = offsets
+            .iter()
+            .map(|&o| i32::try_from(o))
+            .collect::<Result<Vec<i32>, _>>()
+            .map_err(|_| {
+                DataFusionError::ResourcesExhausted(
+                    "percentile: more than 2^31 values in one partial state".into(),
+                )
+            })?;
+        let field = Arc::new(Field::new_list_field(DataType::Float64, true));
+        Ok(vec![Arc::new(ListArray::new(
+            field,
+            OffsetBuffer::new(offsets.into()),
+            Arc::new(Float64Array::from(values)),
+            None,
+        ))])
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.grow(total_num_groups)?;
+        let lists = as_list_array(&values[0])?;
+        let items = as_float64_array(lists.values())?;
+        for (row, &g) in group_indices.iter().enumerate() {
+            if lists.is_valid(row) {
+                let part = super::list_row(lists, items, row);
+                self.groups
+                    .extend(std::iter::repeat_n(g as u32, part.len()));
+                self.values.extend_from_slice(part);
+            }
+        }
+        Ok(())
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        // One list of zero or one value per row, built flat (no vector per row).
+        let v = as_float64_array(&values[0])?;
+        let keep: Vec<bool> = (0..v.len())
+            .map(|i| selected(opt_filter, i) && v.is_valid(i))
+            .collect();
+        let flat: Float64Array = (0..v.len())
+            .filter(|&i| keep[i])
+            .map(|i| v.value(i))
+            .collect();
+        let offsets = OffsetBuffer::from_lengths(keep.iter().map(|&k| usize::from(k)));
+        let field = Arc::new(Field::new_list_field(DataType::Float64, true));
+        Ok(vec![Arc::new(ListArray::new(
+            field,
+            offsets,
+            Arc::new(flat),
+            None,
+        ))])
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.groups.capacity() * 4 + self.values.capacity() * 8
+    }
+}
