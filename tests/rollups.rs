@@ -1,9 +1,10 @@
 //! Rollups against raw data: seeded random gauges, counters with resets and spiky
 //! series are tiered with levels `5m`, `1h` and `1d` (two runs, so `1d` buckets are
 //! split in partial rows), then every bucket answer from a level is compared with a
-//! naive loop over the generated samples, and the naive loop with raw SQL. Several
-//! exact percentiles of one column, which share one value buffer, equal separate ones
-//! and a naive nearest rank.
+//! naive loop over the generated samples, and the naive loop with raw SQL. Once raw
+//! retention deletes raw rows, the same SQL over the table answers the same from the
+//! levels (the `LevelAggregateRule`). Several exact percentiles of one column, which
+//! share one value buffer, equal separate ones and a naive nearest rank.
 //!
 //! Tolerances: counts, min, max, first and last are exact; sums, averages, increases
 //! and rates agree within `1e-9 × Σ|v|` of the bucket (only the summation order
@@ -572,6 +573,165 @@ async fn runs_within_one_bucket_keep_both_parts() {
         .unwrap()
         .to_string();
     assert!(text.contains("| 600 | 600.0 |"), "{text}");
+}
+
+/// `config` with raw rows kept for `raw_for` by every policy; `mixed` adds the policy
+/// of one series that lists only the `5m` level (as [`config`] does).
+fn retention_config(dir: &Path, raw_for: Option<Duration>, mixed: bool) -> Config {
+    let mut config = config(dir);
+    let mut default = RetentionPolicy::all(Duration::from_secs(6 * 3600));
+    default.raw_for = raw_for;
+    default.levels = vec![level(300), level(3600), level(86_400)];
+    let mut only_5m = default.clone();
+    only_5m.tables = "m".into();
+    only_5m.series = Some(SeriesSelector::parse(r#"{kind="spiky", host="h2"}"#).unwrap());
+    only_5m.levels = vec![level(300)];
+    let list = if mixed { vec![only_5m] } else { Vec::new() };
+    if let Some(tier) = &mut config.tier {
+        tier.policies = Policies::new(list, default).unwrap();
+    }
+    config
+}
+
+async fn explain(store: &MetricStore, sql: &str) -> String {
+    let batches = store.sql(&format!("EXPLAIN {sql}")).await.unwrap();
+    arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string()
+}
+
+/// Which levels a plan reads (`level=raw` included).
+fn levels_read(plan: &str) -> Vec<&'static str> {
+    ["raw", "5m", "1h", "1d"]
+        .into_iter()
+        .filter(|l| plan.contains(&format!("level={l}/")))
+        .collect()
+}
+
+/// The naive answers restricted to buckets starting in `[from, to)`.
+fn naive_between(data: &Data, width: i64, from: i64, to: i64) -> Answers {
+    naive(data, width)
+        .into_iter()
+        .filter(|(k, _)| k.2 >= from && k.2 < to)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_past_raw_retention_are_answered_from_levels() {
+    for mixed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetricStore::open(retention_config(dir.path(), None, mixed)).unwrap();
+        let data = generate(&store, 0x1e7e_0007 + u64::from(mixed));
+        let now = START + 3 * DAY + 6 * HOUR;
+        store.run_tiering(now).await.unwrap().unwrap();
+        assert_eq!(store.stats().total.rows, 0, "everything is cold");
+        let mut before = BTreeMap::new();
+        for w in [300, 3600, 86_400] {
+            let mut got = answers(&store, &raw_sql(w)).await;
+            let want = naive(&data, w * 1000);
+            compare(&format!("raw, width {w}s"), &got, &want, Pct::Exact);
+            // The tolerances' scales, for comparing with these answers below.
+            for (k, b) in got.iter_mut() {
+                (b.scale, b.span) = (want[k].scale, want[k].span);
+            }
+            let plan = explain(&store, &raw_sql(w)).await;
+            assert_eq!(
+                levels_read(&plan),
+                ["raw"],
+                "no level while raw is whole: {plan}"
+            );
+            before.insert(w, got);
+        }
+
+        // Raw rows kept for one day: the files of Jan 1 and Jan 2 go.
+        let policies = retention_config(dir.path(), Some(Duration::from_secs(86_400)), mixed)
+            .tier
+            .unwrap()
+            .policies;
+        store.cold().unwrap().set_policies(policies);
+        let report = store.run_tiering(now).await.unwrap().unwrap();
+        let manifest = store.cold().unwrap().manifest();
+        let deleted = manifest.tables["m"]
+            .raw_deleted_before
+            .expect("raw rows deleted");
+        assert!(
+            deleted > START + DAY && deleted <= START + 2 * DAY,
+            "{deleted} {report:?}"
+        );
+
+        // The same queries answer the same, from levels before the split.
+        for (w, level) in [(300, "5m"), (3600, "1h"), (86_400, "1d")] {
+            let what = format!("mixed {mixed}, width {w}s after retention");
+            let sql = raw_sql(w);
+            let plan = explain(&store, &sql).await;
+            // With the 5m-only policy, only the 5m level has every series.
+            let level = if mixed { "5m" } else { level };
+            assert_eq!(levels_read(&plan), ["raw", level], "{what}: {plan}");
+            assert!(plan.contains(&format!("m@{level}")), "{plan}");
+            let got = answers(&store, &sql).await;
+            compare(&what, &got, &before[&w], Pct::Sketch);
+            compare(&what, &got, &naive(&data, w * 1000), Pct::Sketch);
+        }
+
+        // Wholly before the deletion: the level only. Bounds off the level's grid keep
+        // the level buckets wholly inside the range.
+        let filter = "WHERE host = 'h1' AND time >= '2026-01-01T10:30:00Z' \
+                      AND time < '2026-01-02T12:10:00Z'";
+        let sql = raw_sql(3600).replace("FROM m", &format!("FROM m {filter}"));
+        let plan = explain(&store, &sql).await;
+        let level = if mixed { "5m" } else { "1h" };
+        assert_eq!(levels_read(&plan), [level], "{plan}");
+        let got = answers(&store, &sql).await;
+        let (from, to) = if mixed {
+            // 5m buckets: whole hours plus the half hour from 10:30 and the 10
+            // minutes to 12:10, within 5 minutes of the bounds.
+            (START + 10 * HOUR, START + DAY + 13 * HOUR)
+        } else {
+            (START + 11 * HOUR, START + DAY + 12 * HOUR)
+        };
+        let mut model = data.clone();
+        model.retain(|k, _| k.1 == "h1");
+        for samples in model.values_mut() {
+            samples.retain(|(t, _)| {
+                *t >= START + 10 * HOUR + 30 * MINUTE && *t < START + DAY + 12 * HOUR + 10 * MINUTE
+            });
+            if !mixed {
+                samples.retain(|(t, _)| *t >= START + 11 * HOUR && *t < START + DAY + 12 * HOUR);
+            }
+        }
+        compare(
+            "before the deletion",
+            &got,
+            &naive_between(&model, HOUR, from, to),
+            Pct::Sketch,
+        );
+
+        // From the deletion on: raw only, exact.
+        let filter = "WHERE time >= '2026-01-03T00:00:00Z'";
+        let sql = raw_sql(3600).replace("FROM m", &format!("FROM m {filter}"));
+        assert_eq!(levels_read(&explain(&store, &sql).await), ["raw"]);
+        let got = answers(&store, &sql).await;
+        compare(
+            "after the deletion",
+            &got,
+            &naive_between(&data, HOUR, START + 2 * DAY, i64::MAX),
+            Pct::Exact,
+        );
+
+        // A query a level cannot answer (stddev) is unchanged: the raw rows left.
+        let sql = "SELECT kind, host, date_bin(interval '1 hour', time) AS b, \
+                   count(value) AS n, stddev(value) AS sd FROM m GROUP BY kind, host, b";
+        assert_eq!(levels_read(&explain(&store, sql).await), ["raw"]);
+        let got = answers(&store, sql).await;
+        let want = naive_between(&data, HOUR, START + 2 * DAY, i64::MAX);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>()
+        );
+        for (k, w) in &want {
+            assert_eq!(got[k].count, w.count, "{k:?}");
+        }
+    }
 }
 
 /// Several exact percentiles of one column share one value buffer (the

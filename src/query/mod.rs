@@ -23,6 +23,7 @@ mod catalog;
 mod exec;
 pub mod functions;
 mod latest;
+mod level_rule;
 pub mod options;
 mod percentile_rule;
 mod provider;
@@ -42,6 +43,7 @@ pub use catalog::HotSchema;
 pub use exec::HotScanExec;
 pub use functions::register_functions;
 pub use latest::LatestFunction;
+pub use level_rule::LevelAggregateRule;
 pub use options::QueryOptions;
 pub use percentile_rule::PercentileShareRule;
 pub use provider::HotTable;
@@ -84,6 +86,7 @@ pub fn session(storage: Arc<Storage>, cold: Option<Arc<ColdTier>>) -> DfResult<S
     ctx.register_udtf("latest", Arc::new(LatestFunction::new(storage.clone())));
     register_functions(&ctx);
     ctx.add_optimizer_rule(Arc::new(BucketAggregateRule::new(storage)));
+    ctx.add_optimizer_rule(Arc::new(LevelAggregateRule::default()));
     // After the level rule, which knows `percentile` but not the shared form.
     ctx.add_optimizer_rule(Arc::new(PercentileShareRule::default()));
     Ok(ctx)

@@ -92,7 +92,7 @@ impl OptimizerRule for BucketAggregateRule {
     }
 }
 
-fn unalias(e: &Expr) -> &Expr {
+pub(super) fn unalias(e: &Expr) -> &Expr {
     match e {
         Expr::Alias(a) => unalias(&a.expr),
         e => e,
@@ -100,7 +100,7 @@ fn unalias(e: &Expr) -> &Expr {
 }
 
 /// `date_bin(W, time[, origin])` with a fixed width in milliseconds.
-fn bucket_spec(e: &Expr) -> Option<BucketSpec> {
+pub(super) fn bucket_spec(e: &Expr) -> Option<BucketSpec> {
     let Expr::ScalarFunction(f) = unalias(e) else {
         return None;
     };
