@@ -81,27 +81,17 @@ pub(crate) fn quantile_order(qs: &[f64]) -> Vec<usize> {
     order
 }
 
-/// The result column of quantiles `qs` per group: `Float64` for one quantile, a
-/// struct of them for several (`multi`).
-pub(crate) fn quantile_column(per_group: Vec<Vec<Option<f64>>>, n: usize, multi: bool) -> ArrayRef {
-    if !multi {
-        return Arc::new(
-            per_group
-                .iter()
-                .map(|g| g.first().copied().flatten())
-                .collect::<Float64Array>(),
-        );
-    }
-    let columns: Vec<ArrayRef> = (0..n)
-        .map(|i| {
-            Arc::new(
-                per_group
-                    .iter()
-                    .map(|g| g.get(i).copied().flatten())
-                    .collect::<Float64Array>(),
-            ) as ArrayRef
-        })
+/// The result column from one vector per quantile (one entry per group): `Float64`
+/// for one quantile, a struct of them for several (`multi`).
+pub(crate) fn quantile_column(per_quantile: Vec<Vec<Option<f64>>>, multi: bool) -> ArrayRef {
+    let n = per_quantile.len();
+    let mut columns: Vec<ArrayRef> = per_quantile
+        .into_iter()
+        .map(|c| Arc::new(Float64Array::from(c)) as ArrayRef)
         .collect();
+    if !multi && let Some(only) = columns.pop() {
+        return only;
+    }
     Arc::new(StructArray::new(quantile_fields(n), columns, None))
 }
 
@@ -116,6 +106,11 @@ pub(crate) struct PercentileGroups {
     /// The group of each logged value (`u32`: half the memory of `usize`).
     groups: Vec<u32>,
     values: Vec<f64>,
+    /// Whether `groups` never decreases. Input sorted by the group keys (the scan's
+    /// series order, which DataFusion's streaming aggregation exploits) logs each
+    /// group's values contiguously: no sort is needed, and emitting the first groups
+    /// takes a prefix.
+    sorted: bool,
 }
 
 /// Whether row `i` passes the aggregate's FILTER clause.
@@ -133,6 +128,17 @@ impl PercentileGroups {
             num_groups: 0,
             groups: Vec::new(),
             values: Vec::new(),
+            sorted: true,
+        }
+    }
+
+    /// Logs `groups` (already checked to fit in u32) and keeps `sorted` up to date.
+    fn log_groups(&mut self, groups: impl Iterator<Item = usize>) {
+        let before = self.groups.len();
+        self.groups.extend(groups.map(|g| g as u32));
+        if self.sorted {
+            let from = before.saturating_sub(1);
+            self.sorted = self.groups[from..].is_sorted();
         }
     }
 
@@ -154,6 +160,9 @@ impl PercentileGroups {
             EmitTo::All => self.num_groups,
             EmitTo::First(k) => k.min(self.num_groups),
         };
+        if self.sorted {
+            return self.take_prefix(n);
+        }
         let mut offsets = vec![0usize; n + 1];
         for &g in &self.groups {
             if let Some(c) = offsets.get_mut(g as usize + 1) {
@@ -192,7 +201,36 @@ impl PercentileGroups {
             self.values = kept_values;
         }
         self.num_groups -= n;
+        self.sorted = self.groups.is_sorted();
         (offsets, out)
+    }
+
+    /// [`Self::take_grouped`] when the log is sorted by group: the first `n` groups'
+    /// values are a prefix, taken without copying it.
+    fn take_prefix(&mut self, n: usize) -> (Vec<usize>, Vec<f64>) {
+        let split = self.groups.partition_point(|&g| (g as usize) < n);
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0);
+        let mut at = 0;
+        for g in 0..n {
+            while at < split && self.groups[at] as usize == g {
+                at += 1;
+            }
+            offsets.push(at);
+        }
+        let rest_values = self.values.split_off(split);
+        let values = std::mem::replace(&mut self.values, rest_values);
+        let mut rest_groups = self.groups.split_off(split);
+        rest_groups.iter_mut().for_each(|g| *g -= n as u32);
+        self.groups = rest_groups;
+        self.num_groups -= n;
+        if self.num_groups > 0 {
+            // Streaming aggregation emits like this after every batch: room for as
+            // many values again saves growing the log from nothing each time.
+            self.values.reserve(split);
+            self.groups.reserve(split);
+        }
+        (offsets, values)
     }
 }
 
@@ -209,29 +247,28 @@ impl GroupsAccumulator for PercentileGroups {
         if opt_filter.is_none() && v.null_count() == 0 {
             // The common case, without per-row validity checks. `grow` checked that
             // every group index fits in u32.
-            self.groups.extend(group_indices.iter().map(|&g| g as u32));
+            self.log_groups(group_indices.iter().copied());
             self.values.extend_from_slice(v.values());
             return Ok(());
         }
-        for (i, &g) in group_indices.iter().enumerate() {
-            if selected(opt_filter, i) && v.is_valid(i) {
-                self.groups.push(g as u32);
-                self.values.push(v.value(i));
-            }
-        }
+        let rows = (0..group_indices.len()).filter(|&i| selected(opt_filter, i) && v.is_valid(i));
+        self.log_groups(rows.clone().map(|i| group_indices[i]));
+        self.values.extend(rows.map(|i| v.value(i)));
         Ok(())
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let (offsets, mut values) = self.take_grouped(emit_to);
-        let k = self.qs.len();
-        let mut per_group = Vec::with_capacity(offsets.len().saturating_sub(1));
+        let groups = offsets.len().saturating_sub(1);
+        let mut per_quantile = vec![Vec::with_capacity(groups); self.qs.len()];
+        let mut out = vec![None; self.qs.len()];
         for w in offsets.windows(2) {
-            let mut out = vec![None; k];
             select_quantiles(&mut values[w[0]..w[1]], &self.qs, &self.order, &mut out);
-            per_group.push(out);
+            for (column, v) in per_quantile.iter_mut().zip(&out) {
+                column.push(*v);
+            }
         }
-        Ok(quantile_column(per_group, k, self.multi))
+        Ok(quantile_column(per_quantile, self.multi))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
@@ -266,8 +303,7 @@ impl GroupsAccumulator for PercentileGroups {
         for (row, &g) in group_indices.iter().enumerate() {
             if lists.is_valid(row) {
                 let part = super::list_row(lists, items, row);
-                self.groups
-                    .extend(std::iter::repeat_n(g as u32, part.len()));
+                self.log_groups(std::iter::repeat_n(g, part.len()));
                 self.values.extend_from_slice(part);
             }
         }
@@ -300,5 +336,115 @@ impl GroupsAccumulator for PercentileGroups {
 
     fn size(&self) -> usize {
         std::mem::size_of::<Self>() + self.groups.capacity() * 4 + self.values.capacity() * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nearest rank over a sorted copy: the definition, written plainly.
+    fn naive(values: &[f64], q: f64) -> Option<f64> {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        (n > 0).then(|| v[((q * n as f64).ceil() as usize).clamp(1, n) - 1])
+    }
+
+    fn column(array: &ArrayRef, i: usize) -> Vec<Option<f64>> {
+        let s = array
+            .as_any()
+            .downcast_ref::<StructArray>()
+            .expect("struct");
+        let c = s
+            .column(i)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .expect("f64");
+        c.iter().collect()
+    }
+
+    /// Feeds `rows` (group, value) in batches of 7, emitting the first `first` groups
+    /// midway, then the rest; checks every group against the naive definition, both
+    /// directly and through partial state and merge.
+    fn check(rows: &[(usize, f64)], groups: usize, first: usize) {
+        let qs = vec![0.99, 0.0, 0.5, 0.5, 1.0];
+        let mut model: Vec<Vec<f64>> = vec![Vec::new(); groups];
+        let mut direct = PercentileGroups::new(qs.clone(), true);
+        let mut partial = PercentileGroups::new(qs.clone(), true);
+        let mut merged = PercentileGroups::new(qs.clone(), true);
+        for batch in rows.chunks(7) {
+            let idx: Vec<usize> = batch.iter().map(|r| r.0).collect();
+            let values: ArrayRef = Arc::new(Float64Array::from(
+                batch.iter().map(|r| r.1).collect::<Vec<_>>(),
+            ));
+            let total = groups;
+            direct
+                .update_batch(&[values.clone()], &idx, None, total)
+                .unwrap();
+            partial.update_batch(&[values], &idx, None, total).unwrap();
+            batch.iter().for_each(|&(g, v)| model[g].push(v));
+        }
+        let state = partial.state(EmitTo::All).unwrap();
+        let order: Vec<usize> = (0..groups).rev().collect(); // merged in reverse order
+        let reversed = arrow::compute::take(
+            &state[0],
+            &arrow::array::UInt32Array::from(order.iter().map(|&g| g as u32).collect::<Vec<_>>()),
+            None,
+        )
+        .unwrap();
+        let targets: Vec<usize> = order.clone();
+        merged.merge_batch(&[reversed], &targets, groups).unwrap();
+        for acc in [&mut direct, &mut merged] {
+            let head = acc.evaluate(EmitTo::First(first)).unwrap();
+            let tail = acc.evaluate(EmitTo::All).unwrap();
+            for (i, q) in qs.iter().enumerate() {
+                let got: Vec<Option<f64>> = column(&head, i)
+                    .into_iter()
+                    .chain(column(&tail, i))
+                    .collect();
+                let want: Vec<Option<f64>> = model.iter().map(|g| naive(g, *q)).collect();
+                let bits =
+                    |v: &[Option<f64>]| v.iter().map(|x| x.map(f64::to_bits)).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "q = {q}");
+            }
+        }
+    }
+
+    fn values(n: usize, seed: u64) -> Vec<f64> {
+        let mut x = seed;
+        (0..n)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                match i % 41 {
+                    0 => f64::NAN,
+                    1 => f64::NEG_INFINITY,
+                    2 => -0.0,
+                    _ => (x % 100) as f64 - 50.0,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unsorted_groups_equal_the_definition() {
+        let v = values(2000, 7);
+        let rows: Vec<(usize, f64)> = v
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| ((i * 7919) % 37, x))
+            .collect();
+        // Group 37 has no values.
+        check(&rows, 38, 11);
+    }
+
+    #[test]
+    fn sorted_groups_equal_the_definition() {
+        let v = values(2000, 11);
+        let rows: Vec<(usize, f64)> = v.iter().enumerate().map(|(i, &x)| (i / 60, x)).collect();
+        check(&rows, 34, 20);
+        assert!(rows.windows(2).all(|w| w[0].0 <= w[1].0));
     }
 }

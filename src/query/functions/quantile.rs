@@ -320,7 +320,7 @@ impl Accumulator for PercentileAccumulator {
         let mut out = vec![None; self.qs.len()];
         select_quantiles(&mut copy, &self.qs, &self.order, &mut out);
         if self.multi {
-            let column = quantile_column(vec![out], self.qs.len(), true);
+            let column = quantile_column(out.into_iter().map(|v| vec![v]).collect(), true);
             return ScalarValue::try_from_array(&column, 0);
         }
         Ok(ScalarValue::Float64(out[0]))
