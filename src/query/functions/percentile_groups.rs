@@ -41,15 +41,28 @@ fn rank(q: f64, n: usize) -> usize {
     ((q * n as f64).ceil() as usize).clamp(1, n) - 1
 }
 
-/// The nearest-rank quantiles `qs` of `values` (reordered in place), written to `out`
-/// in the order of `qs`; `order` lists the indexes of `qs` by increasing quantile.
+/// `v` as an integer ordered as `f64::total_cmp` orders floats: selection then compares
+/// plain integers instead of transforming two floats at every comparison.
+pub(crate) fn total_order_key(v: f64) -> i64 {
+    let bits = v.to_bits() as i64;
+    bits ^ (((bits >> 63) as u64) >> 1) as i64
+}
+
+/// The float of a [`total_order_key`] (the transform is its own inverse).
+fn from_total_order_key(k: i64) -> f64 {
+    f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64)
+}
+
+/// The nearest-rank quantiles `qs` of the values whose [`total_order_key`]s are `keys`
+/// (reordered in place), written to `out` in the order of `qs`; `order` lists the
+/// indexes of `qs` by increasing quantile.
 pub(crate) fn select_quantiles(
-    values: &mut [f64],
+    keys: &mut [i64],
     qs: &[f64],
     order: &[usize],
     out: &mut [Option<f64>],
 ) {
-    let n = values.len();
+    let n = keys.len();
     if n == 0 {
         out.iter_mut().for_each(|o| *o = None);
         return;
@@ -63,8 +76,8 @@ pub(crate) fn select_quantiles(
         let v = match previous {
             Some((p, v)) if p == r => v,
             _ => {
-                let (_, v, _) = values[from..].select_nth_unstable_by(r - from, f64::total_cmp);
-                let v = *v;
+                let (_, k, _) = keys[from..].select_nth_unstable(r - from);
+                let v = from_total_order_key(*k);
                 from = r + 1;
                 v
             }
@@ -258,12 +271,14 @@ impl GroupsAccumulator for PercentileGroups {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let (offsets, mut values) = self.take_grouped(emit_to);
+        let (offsets, values) = self.take_grouped(emit_to);
+        // In place: same size and alignment, so the allocation is reused.
+        let mut keys: Vec<i64> = values.into_iter().map(total_order_key).collect();
         let groups = offsets.len().saturating_sub(1);
         let mut per_quantile = vec![Vec::with_capacity(groups); self.qs.len()];
         let mut out = vec![None; self.qs.len()];
         for w in offsets.windows(2) {
-            select_quantiles(&mut values[w[0]..w[1]], &self.qs, &self.order, &mut out);
+            select_quantiles(&mut keys[w[0]..w[1]], &self.qs, &self.order, &mut out);
             for (column, v) in per_quantile.iter_mut().zip(&out) {
                 column.push(*v);
             }
@@ -300,6 +315,8 @@ impl GroupsAccumulator for PercentileGroups {
         self.grow(total_num_groups)?;
         let lists = as_list_array(&values[0])?;
         let items = as_float64_array(lists.values())?;
+        self.values.reserve(items.len());
+        self.groups.reserve(items.len());
         for (row, &g) in group_indices.iter().enumerate() {
             if lists.is_valid(row) {
                 let part = super::list_row(lists, items, row);
@@ -426,6 +443,30 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn total_order_keys_order_as_total_cmp() {
+        let v = [
+            f64::NEG_INFINITY,
+            -1.5,
+            -0.0,
+            0.0,
+            f64::MIN_POSITIVE,
+            2.0,
+            f64::INFINITY,
+            f64::NAN,
+            -f64::NAN,
+        ];
+        for a in v {
+            assert_eq!(
+                from_total_order_key(total_order_key(a)).to_bits(),
+                a.to_bits()
+            );
+            for b in v {
+                assert_eq!(total_order_key(a).cmp(&total_order_key(b)), a.total_cmp(&b));
+            }
+        }
     }
 
     #[test]

@@ -47,6 +47,7 @@ use datafusion::logical_expr::{
 
 use super::percentile_groups::{
     PercentileGroups, quantile_column, quantile_order, quantiles_type, select_quantiles,
+    total_order_key,
 };
 use super::{check_arity, check_quantile, coerce_value, literal_f64, no_distinct, scalar_f64};
 
@@ -315,10 +316,10 @@ impl Accumulator for PercentileAccumulator {
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         // Window frames evaluate again after retracting the oldest values, which
-        // must still be first: select on a copy.
-        let mut copy: Vec<f64> = self.values.iter().copied().collect();
+        // must still be first: select on a copy (of keys).
+        let mut keys: Vec<i64> = self.values.iter().map(|&v| total_order_key(v)).collect();
         let mut out = vec![None; self.qs.len()];
-        select_quantiles(&mut copy, &self.qs, &self.order, &mut out);
+        select_quantiles(&mut keys, &self.qs, &self.order, &mut out);
         if self.multi {
             let column = quantile_column(out.into_iter().map(|v| vec![v]).collect(), true);
             return ScalarValue::try_from_array(&column, 0);
@@ -395,8 +396,9 @@ mod tests {
     use super::*;
 
     fn nearest_rank(values: &mut [f64], q: f64) -> Option<f64> {
+        let mut keys: Vec<i64> = values.iter().map(|&v| total_order_key(v)).collect();
         let mut out = [None];
-        select_quantiles(values, &[q], &[0], &mut out);
+        select_quantiles(&mut keys, &[q], &[0], &mut out);
         out[0]
     }
 
