@@ -249,12 +249,12 @@ fn over_scan(aggregate: &Aggregate) -> DfResult<Option<OverScan<'_>>> {
 }
 
 /// The level to read for buckets of `spec` over `range_start..`, if any qualifies.
-fn choose_level<'a>(
-    levels: &'a BTreeMap<String, LevelManifest>,
+fn choose_level(
+    levels: &BTreeMap<String, LevelManifest>,
     spec: BucketSpec,
     range_start: i64,
     usable: impl Fn(&str, &LevelManifest) -> bool,
-) -> Option<(&'a String, &'a LevelManifest)> {
+) -> Option<(&String, &LevelManifest)> {
     let candidates = levels.iter().filter(|(name, l)| {
         l.width_ms > 0
             && spec.width_ms % l.width_ms == 0

@@ -397,7 +397,7 @@ mod tests {
             ));
             let total = groups;
             direct
-                .update_batch(&[values.clone()], &idx, None, total)
+                .update_batch(std::slice::from_ref(&values), &idx, None, total)
                 .unwrap();
             partial.update_batch(&[values], &idx, None, total).unwrap();
             batch.iter().for_each(|&(g, v)| model[g].push(v));

@@ -296,7 +296,12 @@ impl Accumulator for PercentileAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let values: Float64Array = self.values.iter().copied().collect();
+        // Copied slice by slice (collecting from an iterator goes value by value).
+        let (front, back) = self.values.as_slices();
+        let mut flat = Vec::with_capacity(self.values.len());
+        flat.extend_from_slice(front);
+        flat.extend_from_slice(back);
+        let values = Float64Array::from(flat);
         Ok(vec![
             SingleRowListArrayBuilder::new(Arc::new(values)).build_list_scalar(),
         ])
