@@ -1,7 +1,10 @@
 //! Rollups against raw data: seeded random gauges, counters with resets and spiky
 //! series are tiered with levels `5m`, `1h` and `1d` (two runs, so `1d` buckets are
 //! split in partial rows), then every bucket answer from a level is compared with a
-//! naive loop over the generated samples, and the naive loop with raw SQL.
+//! naive loop over the generated samples, and the naive loop with raw SQL. Once raw
+//! retention deletes raw rows, the same SQL over the table answers the same from the
+//! levels (the `LevelAggregateRule`). Several exact percentiles of one column, which
+//! share one value buffer, equal separate ones and a naive nearest rank.
 //!
 //! Tolerances: counts, min, max, first and last are exact; sums, averages, increases
 //! and rates agree within `1e-9 × Σ|v|` of the bucket (only the summation order
@@ -570,4 +573,288 @@ async fn runs_within_one_bucket_keep_both_parts() {
         .unwrap()
         .to_string();
     assert!(text.contains("| 600 | 600.0 |"), "{text}");
+}
+
+/// `config` with raw rows kept for `raw_for` by every policy; `mixed` adds the policy
+/// of one series that lists only the `5m` level (as [`config`] does).
+fn retention_config(dir: &Path, raw_for: Option<Duration>, mixed: bool) -> Config {
+    let mut config = config(dir);
+    let mut default = RetentionPolicy::all(Duration::from_secs(6 * 3600));
+    default.raw_for = raw_for;
+    default.levels = vec![level(300), level(3600), level(86_400)];
+    let mut only_5m = default.clone();
+    only_5m.tables = "m".into();
+    only_5m.series = Some(SeriesSelector::parse(r#"{kind="spiky", host="h2"}"#).unwrap());
+    only_5m.levels = vec![level(300)];
+    let list = if mixed { vec![only_5m] } else { Vec::new() };
+    if let Some(tier) = &mut config.tier {
+        tier.policies = Policies::new(list, default).unwrap();
+    }
+    config
+}
+
+async fn explain(store: &MetricStore, sql: &str) -> String {
+    let batches = store.sql(&format!("EXPLAIN {sql}")).await.unwrap();
+    arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string()
+}
+
+/// Which levels a plan reads (`level=raw` included).
+fn levels_read(plan: &str) -> Vec<&'static str> {
+    ["raw", "5m", "1h", "1d"]
+        .into_iter()
+        .filter(|l| plan.contains(&format!("level={l}/")))
+        .collect()
+}
+
+/// The naive answers restricted to buckets starting in `[from, to)`.
+fn naive_between(data: &Data, width: i64, from: i64, to: i64) -> Answers {
+    naive(data, width)
+        .into_iter()
+        .filter(|(k, _)| k.2 >= from && k.2 < to)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_past_raw_retention_are_answered_from_levels() {
+    for mixed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetricStore::open(retention_config(dir.path(), None, mixed)).unwrap();
+        let data = generate(&store, 0x1e7e_0007 + u64::from(mixed));
+        let now = START + 3 * DAY + 6 * HOUR;
+        store.run_tiering(now).await.unwrap().unwrap();
+        assert_eq!(store.stats().total.rows, 0, "everything is cold");
+        let mut before = BTreeMap::new();
+        for w in [300, 3600, 86_400] {
+            let mut got = answers(&store, &raw_sql(w)).await;
+            let want = naive(&data, w * 1000);
+            compare(&format!("raw, width {w}s"), &got, &want, Pct::Exact);
+            // The tolerances' scales, for comparing with these answers below.
+            for (k, b) in got.iter_mut() {
+                (b.scale, b.span) = (want[k].scale, want[k].span);
+            }
+            let plan = explain(&store, &raw_sql(w)).await;
+            assert_eq!(
+                levels_read(&plan),
+                ["raw"],
+                "no level while raw is whole: {plan}"
+            );
+            before.insert(w, got);
+        }
+
+        // Raw rows kept for one day: the files of Jan 1 and Jan 2 go.
+        let policies = retention_config(dir.path(), Some(Duration::from_secs(86_400)), mixed)
+            .tier
+            .unwrap()
+            .policies;
+        store.cold().unwrap().set_policies(policies);
+        let report = store.run_tiering(now).await.unwrap().unwrap();
+        let manifest = store.cold().unwrap().manifest();
+        let deleted = manifest.tables["m"]
+            .raw_deleted_before
+            .expect("raw rows deleted");
+        assert!(
+            deleted > START + DAY && deleted <= START + 2 * DAY,
+            "{deleted} {report:?}"
+        );
+
+        // The same queries answer the same, from levels before the split.
+        for (w, level) in [(300, "5m"), (3600, "1h"), (86_400, "1d")] {
+            let what = format!("mixed {mixed}, width {w}s after retention");
+            let sql = raw_sql(w);
+            let plan = explain(&store, &sql).await;
+            // With the 5m-only policy, only the 5m level has every series.
+            let level = if mixed { "5m" } else { level };
+            assert_eq!(levels_read(&plan), ["raw", level], "{what}: {plan}");
+            assert!(plan.contains(&format!("m@{level}")), "{plan}");
+            let got = answers(&store, &sql).await;
+            compare(&what, &got, &before[&w], Pct::Sketch);
+            compare(&what, &got, &naive(&data, w * 1000), Pct::Sketch);
+        }
+
+        // Wholly before the deletion: the level only. Bounds off the level's grid keep
+        // the level buckets wholly inside the range.
+        let filter = "WHERE host = 'h1' AND time >= '2026-01-01T10:30:00Z' \
+                      AND time < '2026-01-02T12:10:00Z'";
+        let sql = raw_sql(3600).replace("FROM m", &format!("FROM m {filter}"));
+        let plan = explain(&store, &sql).await;
+        let level = if mixed { "5m" } else { "1h" };
+        assert_eq!(levels_read(&plan), [level], "{plan}");
+        let got = answers(&store, &sql).await;
+        let (from, to) = if mixed {
+            // 5m buckets: whole hours plus the half hour from 10:30 and the 10
+            // minutes to 12:10, within 5 minutes of the bounds.
+            (START + 10 * HOUR, START + DAY + 13 * HOUR)
+        } else {
+            (START + 11 * HOUR, START + DAY + 12 * HOUR)
+        };
+        let mut model = data.clone();
+        model.retain(|k, _| k.1 == "h1");
+        for samples in model.values_mut() {
+            samples.retain(|(t, _)| {
+                *t >= START + 10 * HOUR + 30 * MINUTE && *t < START + DAY + 12 * HOUR + 10 * MINUTE
+            });
+            if !mixed {
+                samples.retain(|(t, _)| *t >= START + 11 * HOUR && *t < START + DAY + 12 * HOUR);
+            }
+        }
+        compare(
+            "before the deletion",
+            &got,
+            &naive_between(&model, HOUR, from, to),
+            Pct::Sketch,
+        );
+
+        // From the deletion on: raw only, exact.
+        let filter = "WHERE time >= '2026-01-03T00:00:00Z'";
+        let sql = raw_sql(3600).replace("FROM m", &format!("FROM m {filter}"));
+        assert_eq!(levels_read(&explain(&store, &sql).await), ["raw"]);
+        let got = answers(&store, &sql).await;
+        compare(
+            "after the deletion",
+            &got,
+            &naive_between(&data, HOUR, START + 2 * DAY, i64::MAX),
+            Pct::Exact,
+        );
+
+        // A query a level cannot answer (stddev) is unchanged: the raw rows left.
+        let sql = "SELECT kind, host, date_bin(interval '1 hour', time) AS b, \
+                   count(value) AS n, stddev(value) AS sd FROM m GROUP BY kind, host, b";
+        assert_eq!(levels_read(&explain(&store, sql).await), ["raw"]);
+        let got = answers(&store, sql).await;
+        let want = naive_between(&data, HOUR, START + 2 * DAY, i64::MAX);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>()
+        );
+        for (k, w) in &want {
+            assert_eq!(got[k].count, w.count, "{k:?}");
+        }
+    }
+}
+
+/// Several exact percentiles of one column share one value buffer (the
+/// `PercentileShareRule`); their answers must equal one percentile per query and a
+/// naive nearest-rank over the same values, with NULLs (rows without the field),
+/// stale markers, NaN (above +∞ in total order) and ±∞ among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_percentiles_equal_separate_ones() {
+    let store = MetricStore::open(Config::default()).unwrap();
+    let mut rng = Rng(0x9e7c_0001);
+    // (host, minute) -> values, as SQL sees them.
+    let mut model: BTreeMap<(String, i64), Vec<f64>> = BTreeMap::new();
+    let mut batch = WriteBatch::new();
+    for h in 0..5 {
+        let host = format!("h{h}");
+        let tags = TagSet::new([("host", host.clone())]).unwrap();
+        for i in 0..600i64 {
+            let t = START + i * 1_000;
+            let r = rng.unit();
+            let v = match (rng.next() % 50, h) {
+                _ if h == 4 && i >= 300 => None, // a bucket range with no values at all
+                (0, _) => None,
+                (1, _) => Some(f64::NAN),
+                (2, _) => Some(f64::INFINITY),
+                (3, _) => Some(f64::NEG_INFINITY),
+                (4, _) => Some(f64::from_bits(STALE_NAN_BITS)),
+                _ => Some((r * 1000.0).round() / 10.0 - 20.0),
+            };
+            // A row without `v` reads it as NULL.
+            batch.add_sample("q", tags.clone(), "w", t, r);
+            if let Some(v) = v {
+                batch.add_sample("q", tags.clone(), "v", t, v);
+            }
+            let minute = t - t.rem_euclid(MINUTE);
+            let values = model.entry((host.clone(), minute)).or_default();
+            if let Some(v) = v.filter(|v| v.to_bits() != STALE_NAN_BITS) {
+                values.push(v);
+            }
+        }
+    }
+    store.write(&batch).unwrap();
+    let qs = [0.0, 0.5, 0.5, 0.9, 0.99, 1.0];
+    let list: Vec<String> = qs
+        .iter()
+        .enumerate()
+        .map(|(i, q)| format!("percentile(v, {q}) AS p{i}"))
+        .collect();
+    let shared = format!(
+        "SELECT host, date_bin(interval '1 minute', time) AS b, median(v) AS med, \
+         min(v) AS lo, {} FROM q GROUP BY host, b",
+        list.join(", ")
+    );
+    let plan = arrow::util::pretty::pretty_format_batches(
+        &store.sql(&format!("EXPLAIN {shared}")).await.unwrap(),
+    )
+    .unwrap()
+    .to_string();
+    assert!(plan.contains("percentiles("), "{plan}");
+    let got = store.sql(&shared).await.unwrap();
+    let mut checked = 0;
+    for batch in &got {
+        let (hosts, bs) = (strings(batch, "host"), millis(batch, "b"));
+        let med = floats(batch, "med");
+        for (i, q) in qs.iter().enumerate() {
+            let column = floats(batch, &format!("p{i}"));
+            for row in 0..batch.num_rows() {
+                let mut values = model[&(hosts[row].clone(), bs[row])].clone();
+                values.sort_by(f64::total_cmp);
+                let want = (!values.is_empty()).then(|| nearest_rank(&values, *q));
+                let same =
+                    |a: Option<f64>, b: Option<f64>| a.map(f64::to_bits) == b.map(f64::to_bits);
+                assert!(
+                    same(column[row], want),
+                    "p{i} {} {}: {:?} vs {want:?}",
+                    hosts[row],
+                    bs[row],
+                    column[row]
+                );
+                let want_med = (!values.is_empty()).then(|| nearest_rank(&values, 0.5));
+                assert!(
+                    same(med[row], want_med),
+                    "median {} {}",
+                    hosts[row],
+                    bs[row]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, qs.len() * 50, "5 hosts x 10 minutes");
+
+    // One percentile per query (nothing to share), and without GROUP BY.
+    for (i, q) in qs.iter().enumerate() {
+        let one = format!(
+            "SELECT host, date_bin(interval '1 minute', time) AS b, percentile(v, {q}) AS p{i} \
+             FROM q GROUP BY host, b"
+        );
+        let separate = store.sql(&one).await.unwrap();
+        let key = |batches: &[RecordBatch], column: &str| -> BTreeMap<(String, i64), Option<u64>> {
+            batches
+                .iter()
+                .flat_map(|b| {
+                    let (h, t, v) = (strings(b, "host"), millis(b, "b"), floats(b, column));
+                    (0..b.num_rows()).map(move |r| ((h[r].clone(), t[r]), v[r].map(f64::to_bits)))
+                })
+                .collect()
+        };
+        assert_eq!(
+            key(&separate, &format!("p{i}")),
+            key(&got, &format!("p{i}")),
+            "q = {q}"
+        );
+    }
+    let whole = store
+        .sql("SELECT percentile(v, 0.5) AS a, percentile(v, 0.99) AS b, median(v) AS c FROM q")
+        .await
+        .unwrap();
+    let mut all: Vec<f64> = model.values().flatten().copied().collect();
+    all.sort_by(f64::total_cmp);
+    assert_eq!(floats(&whole[0], "a")[0], Some(nearest_rank(&all, 0.5)));
+    assert_eq!(
+        floats(&whole[0], "b")[0].map(f64::to_bits),
+        Some(nearest_rank(&all, 0.99).to_bits())
+    );
+    assert_eq!(floats(&whole[0], "c")[0], Some(nearest_rank(&all, 0.5)));
 }

@@ -23,8 +23,10 @@ mod catalog;
 mod exec;
 pub mod functions;
 mod latest;
+mod level_rule;
 mod newest_buckets;
 pub mod options;
+mod percentile_rule;
 mod provider;
 mod pushdown;
 mod rollup_rule;
@@ -48,8 +50,10 @@ pub use catalog::HotSchema;
 pub use exec::HotScanExec;
 pub use functions::register_functions;
 pub use latest::LatestFunction;
+pub use level_rule::LevelAggregateRule;
 pub use newest_buckets::{NewestBucketsExec, NewestBucketsRule};
 pub use options::QueryOptions;
+pub use percentile_rule::PercentileShareRule;
 pub use provider::HotTable;
 pub use rollup_rule::BucketAggregateRule;
 pub use rollup_table::{RollupFunction, RollupTable};
@@ -96,6 +100,10 @@ pub fn session(storage: Arc<Storage>, cold: Option<Arc<ColdTier>>) -> DfResult<S
     ctx.register_udtf("latest", Arc::new(LatestFunction::new(storage.clone())));
     register_functions(&ctx);
     ctx.add_optimizer_rule(Arc::new(BucketAggregateRule::new(storage.clone())));
+    ctx.add_optimizer_rule(Arc::new(LevelAggregateRule::default()));
+    // After the level rule, which knows `percentile` but not the shared form.
+    ctx.add_optimizer_rule(Arc::new(PercentileShareRule::default()));
+    // Last: its two inputs are the plan as the rules above left it.
     ctx.add_optimizer_rule(Arc::new(NewestBucketsRule::new(storage)));
     Ok(ctx)
 }

@@ -92,7 +92,7 @@ impl OptimizerRule for BucketAggregateRule {
     }
 }
 
-fn unalias(e: &Expr) -> &Expr {
+pub(super) fn unalias(e: &Expr) -> &Expr {
     match e {
         Expr::Alias(a) => unalias(&a.expr),
         e => e,

@@ -35,7 +35,7 @@ use async_trait::async_trait;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl};
 use datafusion::common::{DFSchema, ScalarValue, plan_err};
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result as DfResult;
@@ -46,8 +46,8 @@ use datafusion::physical_plan::empty::EmptyExec;
 use arrow::datatypes::SchemaRef;
 
 use super::pushdown::ScanFilters;
-use super::tiered::unqualified;
-use crate::tier::{ColdTier, LevelManifest, level_schema};
+use super::tiered::{TieredExec, cached_parquet, unqualified};
+use crate::tier::{ColdTier, LevelManifest, Manifest, level_schema};
 
 /// The `rollup` table function (registered in every session; without a cold tier
 /// every call is a planning error that says so).
@@ -88,11 +88,11 @@ impl TableFunctionImpl for RollupFunction {
                 "rollup('{table}', '{level}'): no such level; the table's levels: {known:?}"
             );
         };
-        Ok(Arc::new(RollupTable {
-            schema: level_schema(&found.tags, &found.fields),
-            level: found.clone(),
-            cold: cold.clone(),
-        }))
+        Ok(Arc::new(RollupTable::new(
+            found.clone(),
+            cold.clone(),
+            manifest.clone(),
+        )))
     }
 }
 
@@ -101,7 +101,25 @@ impl TableFunctionImpl for RollupFunction {
 pub struct RollupTable {
     level: LevelManifest,
     cold: Arc<ColdTier>,
+    /// The manifest `level` comes from, held by the plan (see [`TieredExec::holding`]).
+    manifest: Arc<Manifest>,
     schema: SchemaRef,
+}
+
+impl RollupTable {
+    /// The rows of `level` (from `manifest`) on `cold`.
+    pub(crate) fn new(
+        level: LevelManifest,
+        cold: Arc<ColdTier>,
+        manifest: Arc<Manifest>,
+    ) -> RollupTable {
+        RollupTable {
+            schema: level_schema(&level.tags, &level.fields),
+            level,
+            cold,
+            manifest,
+        }
+    }
 }
 
 #[async_trait]
@@ -145,7 +163,7 @@ impl TableProvider for RollupTable {
             };
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        let mut source = ParquetSource::new(self.schema.clone());
+        let mut source = cached_parquet(state, self.schema.clone(), &self.cold);
         if let Some(p) = filters.into_iter().reduce(Expr::and) {
             let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
             source = source.with_predicate(state.create_physical_expr(p, &df_schema)?);
@@ -162,6 +180,9 @@ impl TableProvider for RollupTable {
             .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
             .with_projection_indices(projection.cloned())?
             .build();
-        Ok(DataSourceExec::from_data_source(config))
+        Ok(Arc::new(TieredExec::holding(
+            self.manifest.clone(),
+            DataSourceExec::from_data_source(config),
+        )))
     }
 }

@@ -24,6 +24,7 @@ use datafusion::catalog::Session;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
@@ -60,11 +61,6 @@ pub struct TieredTable {
 }
 
 impl TieredTable {
-    /// The table's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The table `name`, if the cold tier holds part of it.
     pub fn new(storage: Arc<Storage>, cold: Arc<ColdTier>, name: &str) -> Option<TieredTable> {
         let manifest = cold.manifest();
@@ -106,8 +102,45 @@ impl TieredTable {
         })
     }
 
-    fn entry(&self) -> Option<&TableManifest> {
+    /// The table's part of the manifest this table was planned with.
+    pub(crate) fn entry(&self) -> Option<&TableManifest> {
         self.manifest.tables.get(&self.name)
+    }
+
+    /// The manifest this table was planned with.
+    pub(crate) fn manifest(&self) -> Arc<Manifest> {
+        self.manifest.clone()
+    }
+
+    /// The cold tier.
+    pub(crate) fn cold(&self) -> Arc<ColdTier> {
+        self.cold.clone()
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Tag columns, hot and cold.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    /// Field columns, hot and cold.
+    pub fn fields(&self) -> &[String] {
+        &self.fields
+    }
+
+    /// The retention policies in force that can apply to this table's series.
+    pub(crate) fn policies(&self) -> Vec<crate::tier::RetentionPolicy> {
+        let config = self.cold.config();
+        config
+            .policies
+            .for_table(&self.name)
+            .into_iter()
+            .cloned()
+            .collect()
     }
 }
 
@@ -121,6 +154,22 @@ pub(super) fn unqualified(expr: &Expr) -> DfResult<Expr> {
             other => Ok(Transformed::no(other)),
         })
         .map(|t| t.data)
+}
+
+/// A Parquet source over the cold tier's store that keeps file footers (metadata and
+/// page indexes) in the session's file metadata cache, so that a query does not read
+/// and decode the footers of the files the previous query opened. Cold files are never
+/// rewritten in place (new contents get new names), and the cache checks the size.
+pub(super) fn cached_parquet(
+    state: &dyn Session,
+    schema: SchemaRef,
+    cold: &ColdTier,
+) -> ParquetSource {
+    let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+    let (store, _) = cold.store();
+    ParquetSource::new(schema).with_parquet_file_reader_factory(Arc::new(
+        CachedParquetFileReaderFactory::new(store.clone(), cache),
+    ))
 }
 
 /// Column names `expr` refers to.
@@ -271,7 +320,7 @@ impl TableProvider for TieredTable {
             .collect();
         if !files.is_empty() {
             let (_, url) = self.cold.store();
-            let mut source = ParquetSource::new(self.schema.clone());
+            let mut source = cached_parquet(state, self.schema.clone(), &self.cold);
             if let Some(p) = &predicate {
                 source = source.with_predicate(state.create_physical_expr(p.clone(), &df_schema)?);
             }
@@ -323,6 +372,17 @@ enum Role {
 pub struct TieredExec {
     input: Arc<dyn ExecutionPlan>,
     role: Role,
+}
+
+impl TieredExec {
+    /// `input`, holding `manifest` until the plan is dropped (so that retention does
+    /// not delete the files the plan reads before it has read them).
+    pub(crate) fn holding(manifest: Arc<Manifest>, input: Arc<dyn ExecutionPlan>) -> Self {
+        TieredExec {
+            input,
+            role: Role::Manifest(manifest),
+        }
+    }
 }
 
 impl DisplayAs for TieredExec {

@@ -43,12 +43,15 @@
 pub mod clock;
 pub mod counter;
 pub mod date_bin;
+mod percentile_groups;
 pub mod quantile;
 pub mod rollup;
 mod samples;
 pub mod select;
 pub mod sketch;
 pub mod trend;
+
+pub(crate) use percentile_groups::quantile_field;
 
 use std::collections::VecDeque;
 use std::sync::Arc;

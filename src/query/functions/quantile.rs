@@ -32,20 +32,24 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, ListArray};
-use arrow::buffer::OffsetBuffer;
+use arrow::array::{Array, ArrayRef, Float64Array};
 use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::cast::{as_float64_array, as_list_array};
 use datafusion::common::utils::SingleRowListArrayBuilder;
 use datafusion::common::{Result, ScalarValue};
+use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Expr, GroupsAccumulator,
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::{check_arity, check_quantile, coerce_value, literal_f64, no_distinct};
+use super::percentile_groups::{
+    PercentileGroups, quantile_column, quantile_order, quantiles_type, select_quantiles,
+    total_order_key,
+};
+use super::{check_arity, check_quantile, coerce_value, literal_f64, no_distinct, scalar_f64};
 
 /// `percentile` and `median`.
 pub fn aggregate_functions() -> Vec<AggregateUDF> {
@@ -60,17 +64,6 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
     vec![ScalarUDF::new_from_impl(ZScore {
         signature: Signature::user_defined(Volatility::Immutable),
     })]
-}
-
-/// The nearest-rank `q`-quantile of `values` (reordered in place), `None` when empty.
-pub(crate) fn nearest_rank(values: &mut [f64], q: f64) -> Option<f64> {
-    let n = values.len();
-    if n == 0 {
-        return None;
-    }
-    let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
-    let (_, v, _) = values.select_nth_unstable_by(rank - 1, f64::total_cmp);
-    Some(*v)
 }
 
 /// `percentile(value, q)`, or `median(value)` when `fixed` holds the quantile.
@@ -89,6 +82,23 @@ impl Percentile {
             signature: Signature::user_defined(Volatility::Immutable),
         }
     }
+
+    /// The quantile of one call.
+    fn quantile(&self, args: &AccumulatorArgs) -> Result<f64> {
+        match self.fixed {
+            Some(bits) => Ok(f64::from_bits(bits)),
+            None => check_quantile(
+                self.name,
+                literal_f64(self.name, "argument 2 (q)", &args.exprs[1])?,
+            ),
+        }
+    }
+}
+
+/// The state of every percentile form: the group's values, as a list.
+fn values_state(name: &str) -> Vec<FieldRef> {
+    let list = DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)));
+    vec![Arc::new(Field::new(format!("{name}[values]"), list, true))]
 }
 
 impl AggregateUDFImpl for Percentile {
@@ -116,26 +126,14 @@ impl AggregateUDFImpl for Percentile {
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         no_distinct(self.name, &args)?;
-        let q = match self.fixed {
-            Some(bits) => f64::from_bits(bits),
-            None => check_quantile(
-                self.name,
-                literal_f64(self.name, "argument 2 (q)", &args.exprs[1])?,
-            )?,
-        };
-        Ok(Box::new(PercentileAccumulator {
-            q,
-            values: VecDeque::new(),
-        }))
+        Ok(Box::new(PercentileAccumulator::new(
+            vec![self.quantile(&args)?],
+            false,
+        )))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let list = DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)));
-        Ok(vec![Arc::new(Field::new(
-            format!("{}[values]", args.name),
-            list,
-            true,
-        ))])
+        Ok(values_state(args.name))
     }
 
     fn order_sensitivity(&self) -> AggregateOrderSensitivity {
@@ -151,141 +149,139 @@ impl AggregateUDFImpl for Percentile {
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
         no_distinct(self.name, &args)?;
-        let q = match self.fixed {
-            Some(bits) => f64::from_bits(bits),
-            None => check_quantile(
-                self.name,
-                literal_f64(self.name, "argument 2 (q)", &args.exprs[1])?,
-            )?,
-        };
-        Ok(Box::new(PercentileGroups {
-            q,
-            groups: Vec::new(),
-        }))
+        Ok(Box::new(PercentileGroups::new(
+            vec![self.quantile(&args)?],
+            false,
+        )))
     }
 }
 
-/// The per-group form (DataFusion's fast path for GROUP BY): one value vector per
-/// group instead of one boxed accumulator per group.
-#[derive(Debug)]
-struct PercentileGroups {
-    q: f64,
-    groups: Vec<Vec<f64>>,
+/// `percentiles(value, q1, q2, ...)`: a struct of the quantiles (`q0`, `q1`, ...) from
+/// one value buffer. Internal (not registered): [`crate::query::PercentileShareRule`]
+/// puts it in place of sibling percentiles of one column.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Percentiles {
+    signature: Signature,
 }
 
-/// The lists of `groups` as one list array (the state column).
-fn lists(groups: &[Vec<f64>]) -> ArrayRef {
-    let values: Float64Array = groups.iter().flatten().copied().collect();
-    let offsets = OffsetBuffer::from_lengths(groups.iter().map(Vec::len));
-    let field = Arc::new(Field::new_list_field(DataType::Float64, true));
-    Arc::new(ListArray::new(field, offsets, Arc::new(values), None))
+/// The `percentiles` aggregate (see [`Percentiles`]).
+pub(crate) fn percentiles_udaf() -> AggregateUDF {
+    AggregateUDF::new_from_impl(Percentiles {
+        signature: Signature::user_defined(Volatility::Immutable),
+    })
 }
 
-/// Whether row `i` passes the aggregate's FILTER clause.
-fn selected(filter: Option<&BooleanArray>, i: usize) -> bool {
-    filter.is_none_or(|f| f.is_valid(i) && f.value(i))
+/// The value argument and quantile of a call of `percentile` or `median` (this
+/// module's, not a same-named function from elsewhere) with a constant quantile.
+pub(crate) fn percentile_call(f: &AggregateFunction) -> Option<(Expr, f64)> {
+    let inner: &dyn std::any::Any = f.func.inner().as_ref();
+    let percentile = inner.downcast_ref::<Percentile>()?;
+    let args = f.params.args.as_slice();
+    let q = match (percentile.fixed, args) {
+        (Some(bits), [_]) => f64::from_bits(bits),
+        (None, [_, Expr::Literal(q, _)]) => scalar_f64(percentile.name, "q", q).ok()?,
+        _ => return None,
+    };
+    (0.0..=1.0).contains(&q).then(|| (args[0].clone(), q))
 }
 
-impl GroupsAccumulator for PercentileGroups {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.groups.resize_with(total_num_groups, Vec::new);
-        let v = as_float64_array(&values[0])?;
-        if opt_filter.is_none() && v.null_count() == 0 {
-            // The common case, without per-row validity checks.
-            for (&g, &x) in group_indices.iter().zip(v.values().iter()) {
-                self.groups[g].push(x);
-            }
-            return Ok(());
-        }
-        for (i, &g) in group_indices.iter().enumerate() {
-            if selected(opt_filter, i) && v.is_valid(i) {
-                self.groups[g].push(v.value(i));
-            }
-        }
-        Ok(())
+impl Percentiles {
+    fn quantiles(args: &AccumulatorArgs) -> Result<Vec<f64>> {
+        args.exprs[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let arg = format!("argument {} (q)", i + 2);
+                check_quantile("percentiles", literal_f64("percentiles", &arg, e)?)
+            })
+            .collect()
+    }
+}
+
+impl AggregateUDFImpl for Percentiles {
+    fn name(&self) -> &str {
+        "percentiles"
     }
 
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let groups = emit_to.take_needed(&mut self.groups);
-        let out: Float64Array = groups
-            .into_iter()
-            .map(|mut g| nearest_rank(&mut g, self.q))
-            .collect();
-        Ok(Arc::new(out))
+    fn signature(&self) -> &Signature {
+        &self.signature
     }
 
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        Ok(vec![lists(&emit_to.take_needed(&mut self.groups))])
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        check_arity("percentiles", arg_types.len(), 2, usize::MAX)?;
+        arg_types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| coerce_value("percentiles", i + 1, t))
+            .collect()
     }
 
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.groups.resize_with(total_num_groups, Vec::new);
-        let lists = as_list_array(&values[0])?;
-        let items = as_float64_array(lists.values())?;
-        for (row, &g) in group_indices.iter().enumerate() {
-            if lists.is_valid(row) {
-                self.groups[g].extend_from_slice(super::list_row(lists, items, row));
-            }
-        }
-        Ok(())
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(quantiles_type(arg_types.len().saturating_sub(1)))
     }
 
-    fn convert_to_state(
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        no_distinct("percentiles", &args)?;
+        Ok(Box::new(PercentileAccumulator::new(
+            Percentiles::quantiles(&args)?,
+            true,
+        )))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(values_state(args.name))
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::Insensitive
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
         &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        // One list of zero or one value per row, built flat (no vector per row).
-        let v = as_float64_array(&values[0])?;
-        let keep: Vec<bool> = (0..v.len())
-            .map(|i| selected(opt_filter, i) && v.is_valid(i))
-            .collect();
-        let flat: Float64Array = (0..v.len())
-            .filter(|&i| keep[i])
-            .map(|i| v.value(i))
-            .collect();
-        let offsets = OffsetBuffer::from_lengths(keep.iter().map(|&k| usize::from(k)));
-        let field = Arc::new(Field::new_list_field(DataType::Float64, true));
-        Ok(vec![Arc::new(ListArray::new(
-            field,
-            offsets,
-            Arc::new(flat),
-            None,
-        ))])
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self
-                .groups
-                .iter()
-                .map(|g| 24 + g.capacity() * 8)
-                .sum::<usize>()
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        no_distinct("percentiles", &args)?;
+        Ok(Box::new(PercentileGroups::new(
+            Percentiles::quantiles(&args)?,
+            true,
+        )))
     }
 }
 
+/// One group's percentiles (no GROUP BY, and window frames).
 #[derive(Debug)]
 struct PercentileAccumulator {
-    q: f64,
+    qs: Vec<f64>,
+    order: Vec<usize>,
+    /// A struct of the quantiles rather than one `Float64`.
+    multi: bool,
     /// Non-null values in arrival order, so that window frames can retract the oldest.
     values: VecDeque<f64>,
+}
+
+impl PercentileAccumulator {
+    fn new(qs: Vec<f64>, multi: bool) -> Self {
+        PercentileAccumulator {
+            order: quantile_order(&qs),
+            qs,
+            multi,
+            values: VecDeque::new(),
+        }
+    }
 }
 
 impl Accumulator for PercentileAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let v = as_float64_array(&values[0])?;
-        self.values.extend(v.iter().flatten());
+        if v.null_count() == 0 {
+            self.values.extend(v.values().iter().copied());
+        } else {
+            self.values.extend(v.iter().flatten());
+        }
         Ok(())
     }
 
@@ -300,7 +296,12 @@ impl Accumulator for PercentileAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let values: Float64Array = self.values.iter().copied().collect();
+        // Copied slice by slice (collecting from an iterator goes value by value).
+        let (front, back) = self.values.as_slices();
+        let mut flat = Vec::with_capacity(self.values.len());
+        flat.extend_from_slice(front);
+        flat.extend_from_slice(back);
+        let values = Float64Array::from(flat);
         Ok(vec![
             SingleRowListArrayBuilder::new(Arc::new(values)).build_list_scalar(),
         ])
@@ -308,18 +309,27 @@ impl Accumulator for PercentileAccumulator {
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let lists = as_list_array(&states[0])?;
+        let items = as_float64_array(lists.values())?;
         for row in 0..lists.len() {
             if lists.is_valid(row) {
-                let v = lists.value(row);
-                self.values.extend(as_float64_array(&v)?.iter().flatten());
+                self.values
+                    .extend(super::list_row(lists, items, row).iter().copied());
             }
         }
         Ok(())
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let mut values: Vec<f64> = self.values.iter().copied().collect();
-        Ok(ScalarValue::Float64(nearest_rank(&mut values, self.q)))
+        // Window frames evaluate again after retracting the oldest values, which
+        // must still be first: select on a copy (of keys).
+        let mut keys: Vec<i64> = self.values.iter().map(|&v| total_order_key(v)).collect();
+        let mut out = vec![None; self.qs.len()];
+        select_quantiles(&mut keys, &self.qs, &self.order, &mut out);
+        if self.multi {
+            let column = quantile_column(out.into_iter().map(|v| vec![v]).collect(), true);
+            return ScalarValue::try_from_array(&column, 0);
+        }
+        Ok(ScalarValue::Float64(out[0]))
     }
 
     fn size(&self) -> usize {
@@ -389,6 +399,13 @@ impl ScalarUDFImpl for ZScore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn nearest_rank(values: &mut [f64], q: f64) -> Option<f64> {
+        let mut keys: Vec<i64> = values.iter().map(|&v| total_order_key(v)).collect();
+        let mut out = [None];
+        select_quantiles(&mut keys, &[q], &[0], &mut out);
+        out[0]
+    }
 
     #[test]
     fn nearest_rank_definition() {
