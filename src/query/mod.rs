@@ -14,7 +14,10 @@
 //! [`BucketAggregateRule`] answers time-bucketed min/max/sum/count/avg from chunk
 //! headers through `buckets::BucketTable`. `rollup('t', '1h')` reads a table's rollup
 //! level from the cold tier ([`RollupTable`], which documents which queries use which
-//! level). [`functions`] holds the time-series SQL
+//! level); the [`LevelAggregateRule`] answers bucketed aggregates over a table from a
+//! level where raw retention deleted the raw rows, and the [`PercentileShareRule`]
+//! computes several exact percentiles of one column from one value buffer.
+//! [`functions`] holds the time-series SQL
 //! functions (`rate`, `deriv`, `percentile`, sketches, `m4`, ...), registered in every
 //! session.
 

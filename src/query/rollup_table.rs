@@ -2,9 +2,11 @@
 //! level's Parquet files (see [`crate::tier`]'s rollups for the columns).
 //!
 //! # Which queries use which level
-//! The level is chosen explicitly, by name, in the query: there is no hidden
-//! rewriting, so `EXPLAIN` shows the level's files (`.../level=1h/...`) and a query
-//! never changes answers because a level appeared or expired. Guidance:
+//! Here the level is chosen explicitly, by name, in the query, so `EXPLAIN` shows the
+//! level's files (`.../level=1h/...`) and the query never changes answers because a
+//! level appeared or expired. Queries over the table itself use a level only for the
+//! buckets whose raw rows retention deleted ([`super::LevelAggregateRule`], which
+//! applies the table below automatically). Guidance for explicit use:
 //! - bucket widths `W` that are a multiple of a level's width (and `date_bin`'s
 //!   default origin, the Unix epoch) can use that level: `date_bin(W, time)` over bucket
 //!   starts groups whole level buckets, so the answers equal the raw ones;
