@@ -16,8 +16,9 @@
 //! level from the cold tier ([`RollupTable`], which documents which queries use which
 //! level); the [`LevelAggregateRule`] answers bucketed aggregates over a table from a
 //! level where raw retention deleted the raw rows, and the [`PercentileShareRule`]
-//! computes several exact percentiles of one column from one value buffer.
-//! [`functions`] holds the time-series SQL
+//! computes several exact percentiles of one column from one value buffer. The
+//! [`NewestBucketsRule`] answers `ORDER BY bucket DESC LIMIT k` from the newest
+//! buckets first. [`functions`] holds the time-series SQL
 //! functions (`rate`, `deriv`, `percentile`, sketches, `m4`, ...), registered in every
 //! session.
 
