@@ -58,8 +58,8 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use super::functions::{rollup, select, sketch};
+use super::plan_match::{bucket_spec, rewrite_aggregate, unalias};
 use super::pushdown::{Pushed, ScanFilters, classify};
-use super::rollup_rule::{bucket_spec, unalias};
 use super::rollup_table::RollupTable;
 use super::tiered::{TieredTable, unqualified};
 use crate::model::TIME_COLUMN;
@@ -284,13 +284,7 @@ impl OptimizerRule for LevelAggregateRule {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> DfResult<Transformed<LogicalPlan>> {
-        let LogicalPlan::Aggregate(aggregate) = &plan else {
-            return Ok(Transformed::no(plan));
-        };
-        match self.try_rewrite(aggregate)? {
-            Some(new) => Ok(Transformed::yes(new)),
-            None => Ok(Transformed::no(plan)),
-        }
+        rewrite_aggregate(plan, |a| self.try_rewrite(a))
     }
 }
 

@@ -31,6 +31,7 @@ mod level_rule;
 mod newest_buckets;
 pub mod options;
 mod percentile_rule;
+mod plan_match;
 mod provider;
 mod pushdown;
 mod rollup_rule;

@@ -57,9 +57,9 @@ use datafusion::physical_plan::{
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use futures::{StreamExt, TryStreamExt};
 
+use super::plan_match::{bucket_spec, unalias};
 use super::provider::HotTable;
 use super::pushdown::time_range;
-use super::rollup_rule::bucket_spec;
 use super::tiered::TieredTable;
 use crate::model::TIME_COLUMN;
 use crate::storage::{BucketSpec, Storage};
@@ -261,13 +261,6 @@ fn narrowed(sort: &Sort, scan: &TableScan, from: i64) -> DfResult<Option<Logical
         node => Ok(Transformed::no(node)),
     })?;
     Ok(plan.transformed.then_some(plan.data))
-}
-
-fn unalias(e: &Expr) -> &Expr {
-    match e {
-        Expr::Alias(a) => unalias(&a.expr),
-        e => e,
-    }
 }
 
 /// The rewritten sort: try `narrow`, else run `full`. See the module docs.

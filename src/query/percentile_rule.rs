@@ -32,7 +32,7 @@ use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use super::functions::quantile::{percentile_call, percentiles_udaf};
 use super::functions::quantile_field;
-use super::rollup_rule::unalias;
+use super::plan_match::{rewrite_aggregate, unalias};
 
 /// The rule; see the module docs.
 #[derive(Debug)]
@@ -70,13 +70,7 @@ impl OptimizerRule for PercentileShareRule {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> DfResult<Transformed<LogicalPlan>> {
-        let LogicalPlan::Aggregate(aggregate) = &plan else {
-            return Ok(Transformed::no(plan));
-        };
-        match self.try_rewrite(aggregate)? {
-            Some(new) => Ok(Transformed::yes(new)),
-            None => Ok(Transformed::no(plan)),
-        }
+        rewrite_aggregate(plan, |a| self.try_rewrite(a))
     }
 }
 

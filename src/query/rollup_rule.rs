@@ -29,8 +29,8 @@ use std::sync::Arc;
 
 use arrow::datatypes::DataType;
 use datafusion::catalog::default_table_source::{provider_as_source, source_as_provider};
+use datafusion::common::Column;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{Column, ScalarValue};
 use datafusion::error::Result as DfResult;
 use datafusion::functions_aggregate::expr_fn::{max, min, sum};
 use datafusion::logical_expr::expr::AggregateFunction;
@@ -40,10 +40,10 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use super::buckets::{BUCKET, BucketTable, ROWS};
+use super::plan_match::{bucket_spec, rewrite_aggregate, unalias};
 use super::provider::HotTable;
 use super::pushdown::{Pushed, classify};
-use crate::model::TIME_COLUMN;
-use crate::storage::{BucketSpec, Storage};
+use crate::storage::Storage;
 
 /// The rule; see the module docs.
 #[derive(Debug)]
@@ -82,68 +82,8 @@ impl OptimizerRule for BucketAggregateRule {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> DfResult<Transformed<LogicalPlan>> {
-        let LogicalPlan::Aggregate(aggregate) = &plan else {
-            return Ok(Transformed::no(plan));
-        };
-        match self.try_rewrite(aggregate)? {
-            Some(new) => Ok(Transformed::yes(new)),
-            None => Ok(Transformed::no(plan)),
-        }
+        rewrite_aggregate(plan, |a| self.try_rewrite(a))
     }
-}
-
-pub(super) fn unalias(e: &Expr) -> &Expr {
-    match e {
-        Expr::Alias(a) => unalias(&a.expr),
-        e => e,
-    }
-}
-
-/// `date_bin(W, time[, origin])` with a fixed width in milliseconds.
-pub(super) fn bucket_spec(e: &Expr) -> Option<BucketSpec> {
-    let Expr::ScalarFunction(f) = unalias(e) else {
-        return None;
-    };
-    if f.name() != "date_bin" {
-        return None;
-    }
-    let width_ms = match f.args.first()? {
-        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
-            let nanos = i64::from(v.days)
-                .checked_mul(86_400_000_000_000)?
-                .checked_add(v.nanoseconds)?;
-            (nanos % 1_000_000 == 0).then_some(nanos / 1_000_000)?
-        }
-        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
-            i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds)
-        }
-        _ => return None,
-    };
-    // Coercion casts `time` to date_bin's nanosecond timestamps; a cast between
-    // timestamp units changes no bucket.
-    let source = match f.args.get(1)? {
-        Expr::Cast(c) if matches!(c.field.data_type(), DataType::Timestamp(..)) => c.expr.as_ref(),
-        e => e,
-    };
-    match source {
-        Expr::Column(c) if c.name == TIME_COLUMN => {}
-        _ => return None,
-    }
-    let origin_ms = match f.args.get(2) {
-        None => 0,
-        Some(Expr::Literal(ScalarValue::TimestampNanosecond(Some(v), _), _))
-            if v % 1_000_000 == 0 =>
-        {
-            v / 1_000_000
-        }
-        Some(Expr::Literal(ScalarValue::TimestampMillisecond(Some(v), _), _)) => *v,
-        Some(Expr::Literal(ScalarValue::TimestampSecond(Some(v), _), _)) => v.checked_mul(1000)?,
-        Some(_) => return None,
-    };
-    (width_ms > 0).then_some(BucketSpec {
-        width_ms,
-        origin_ms,
-    })
 }
 
 fn field_arg(f: &AggregateFunction, fields: &[String]) -> Option<String> {
