@@ -205,47 +205,34 @@ fn millis(t: i64) -> Expr {
     ))
 }
 
-/// The aggregate's scan, the projection between them if any, and the group and
-/// aggregate expressions over the scan's columns. Common subexpression elimination
-/// puts a projection there (`CAST(time AS ...) AS __common_expr_1`) when several
-/// expressions use `time`: it is inlined, aliases dropped.
-type OverScan<'a> = (&'a TableScan, Option<&'a Projection>, Vec<Expr>, Vec<Expr>);
-
-fn over_scan(aggregate: &Aggregate) -> DfResult<Option<OverScan<'_>>> {
-    let (scan, projection) = match aggregate.input.as_ref() {
-        LogicalPlan::TableScan(scan) => (scan, None),
+/// The aggregate's scan and the projection between them, if any. Common
+/// subexpression elimination puts a projection there (`CAST(time AS ...) AS
+/// __common_expr_1`) when several expressions use `time`.
+fn scan_of(aggregate: &Aggregate) -> Option<(&TableScan, Option<&Projection>)> {
+    match aggregate.input.as_ref() {
+        LogicalPlan::TableScan(scan) => Some((scan, None)),
         LogicalPlan::Projection(p) => match p.input.as_ref() {
-            LogicalPlan::TableScan(scan) => (scan, Some(p)),
-            _ => return Ok(None),
+            LogicalPlan::TableScan(scan) => Some((scan, Some(p))),
+            _ => None,
         },
-        _ => return Ok(None),
-    };
-    let inline = |e: &Expr| -> DfResult<Expr> {
-        e.clone()
-            .transform_up(|e| match e {
-                Expr::Column(c) => match projection {
-                    Some(p) => match p.schema.maybe_index_of_column(&c) {
-                        Some(i) => Ok(Transformed::yes(p.expr[i].clone().unalias_nested().data)),
-                        None => Ok(Transformed::no(Expr::Column(c))),
-                    },
+        _ => None,
+    }
+}
+
+/// `e` over the scan's columns: the projection's expressions inlined, aliases dropped.
+fn inline(e: &Expr, projection: Option<&Projection>) -> DfResult<Expr> {
+    e.clone()
+        .transform_up(|e| match e {
+            Expr::Column(c) => {
+                match projection.and_then(|p| Some((p, p.schema.maybe_index_of_column(&c)?))) {
+                    Some((p, i)) => Ok(Transformed::yes(p.expr[i].clone().unalias_nested().data)),
                     None => Ok(Transformed::no(Expr::Column(c))),
-                },
-                Expr::Alias(a) => Ok(Transformed::yes(*a.expr)),
-                e => Ok(Transformed::no(e)),
-            })
-            .map(|t| t.data)
-    };
-    let group = aggregate
-        .group_expr
-        .iter()
-        .map(inline)
-        .collect::<DfResult<_>>()?;
-    let aggr = aggregate
-        .aggr_expr
-        .iter()
-        .map(inline)
-        .collect::<DfResult<_>>()?;
-    Ok(Some((scan, projection, group, aggr)))
+                }
+            }
+            Expr::Alias(a) => Ok(Transformed::yes(*a.expr)),
+            e => Ok(Transformed::no(e)),
+        })
+        .map(|t| t.data)
 }
 
 /// The level to read for buckets of `spec` over `range_start..`, if any qualifies.
@@ -297,7 +284,9 @@ impl LevelAggregateRule {
     }
 
     fn try_rewrite(&self, aggregate: &Aggregate) -> DfResult<Option<LogicalPlan>> {
-        let Some((scan, projection, group_expr, aggr_expr)) = over_scan(aggregate)? else {
+        // Every aggregate of every query comes here: the cheap checks on the table
+        // first, expressions copied only for a table with deleted raw rows.
+        let Some((scan, projection)) = scan_of(aggregate) else {
             return Ok(None);
         };
         if scan.fetch.is_some() {
@@ -316,6 +305,13 @@ impl LevelAggregateRule {
         let Some(deleted_before) = entry.raw_deleted_before else {
             return Ok(None);
         };
+        let inline_all = |exprs: &[Expr]| -> DfResult<Vec<Expr>> {
+            exprs.iter().map(|e| inline(e, projection)).collect()
+        };
+        let (group_expr, aggr_expr) = (
+            inline_all(&aggregate.group_expr)?,
+            inline_all(&aggregate.aggr_expr)?,
+        );
         let (tags, fields) = (table.tags(), table.fields());
         let filters: Vec<Expr> = scan
             .filters
