@@ -61,7 +61,7 @@ use super::plan_match::{bucket_spec, unalias};
 use super::provider::HotTable;
 use super::pushdown::time_range;
 use super::tiered::TieredTable;
-use crate::model::TIME_COLUMN;
+use crate::model::{TIME_COLUMN, rfc3339};
 use crate::storage::{BucketSpec, Storage};
 
 /// The rule; see the module docs.
@@ -302,7 +302,7 @@ impl UserDefinedLogicalNodeCore for NewestBuckets {
             f,
             "NewestBuckets: fetch={}, first from time >= {}",
             self.fetch,
-            format_ms(self.from)
+            rfc3339(self.from)
         )
     }
 
@@ -323,12 +323,6 @@ impl UserDefinedLogicalNodeCore for NewestBuckets {
             from: self.from,
         })
     }
-}
-
-fn format_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_else(|| ms.to_string())
 }
 
 /// Plans [`NewestBuckets`] nodes as [`NewestBucketsExec`].
@@ -408,7 +402,7 @@ impl DisplayAs for NewestBucketsExec {
             f,
             "NewestBucketsExec: fetch={}, first from time >= {}",
             self.fetch,
-            format_ms(self.from)
+            rfc3339(self.from)
         )
     }
 }

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 use crate::alert::group::{AlertRule, Group};
-use crate::alert::notify::rfc3339;
 use crate::alert::{AlertError, AlertState, Alerting, Instance, RuleGroup};
+use crate::model::rfc3339;
 
 fn alerting(state: &AppState) -> Result<&Arc<Alerting>, ApiError> {
     state.alerting.as_ref().ok_or_else(|| {
