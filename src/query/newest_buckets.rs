@@ -31,7 +31,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::catalog::default_table_source::source_as_provider;
@@ -390,10 +390,6 @@ impl NewestBucketsExec {
             metrics: ExecutionPlanMetricsSet::new(),
         }
     }
-
-    fn schema_ref(&self) -> SchemaRef {
-        self.full.schema()
-    }
 }
 
 impl DisplayAs for NewestBucketsExec {
@@ -490,7 +486,7 @@ impl ExecutionPlan for NewestBucketsExec {
         })
         .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.schema_ref(),
+            self.full.schema(),
             stream,
         )))
     }

@@ -87,7 +87,6 @@ pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udf(date_bin::DateBin::udf());
 }
 
-/// The type a numeric value argument is computed as (`Float64`), or a planning error.
 /// The values of row `row` of a list column whose items are `items` (its child
 /// array), as a slice of the child: `ListArray::value` would build an array per row,
 /// which merging partial aggregate states does once per group. States built here
@@ -101,6 +100,7 @@ pub(crate) fn list_row<'a, T: arrow::datatypes::ArrowPrimitiveType>(
     &items.values()[offsets[row] as usize..offsets[row + 1] as usize]
 }
 
+/// The type a numeric value argument is computed as (`Float64`), or a planning error.
 pub(crate) fn coerce_value(function: &str, arg: usize, t: &DataType) -> Result<DataType> {
     if t.is_numeric() || t.is_null() {
         Ok(DataType::Float64)
