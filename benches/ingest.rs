@@ -3,10 +3,13 @@
 //! - `write/10k-series`: batches of one sample for each of `METRICSTORE_BENCH_SERIES`
 //!   existing series (10 000 under `cargo bench`, 100 in tests), timestamps advancing
 //!   10 s per batch. Batches are built before the timed section; the series are
-//!   created beforehand. Prints samples/s.
+//!   created beforehand. Prints samples/s over 1200 batches, which seals every
+//!   series' head twice.
 //! - `write/tsbs-cpu`: the whole TSBS cpu-only data set (`METRICSTORE_BENCH_TSBS`,
 //!   quick scale by default) into a fresh store, batches of 10 000 rows built
 //!   beforehand. Prints rows/s and field values/s.
+//!
+//! The process allocates with mimalloc, as the `metricstore` binary does.
 
 mod common;
 
@@ -19,6 +22,10 @@ use metricstore::{MetricStore, TagSet, WriteBatch};
 /// Batches built ahead of timing at a time: bounds memory (a 10k-sample batch holds
 /// 10k tag sets, about 3 MB) while keeping construction out of the timed section.
 const POOL: usize = 32;
+
+/// The server's allocator (see `src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const START_MS: i64 = 1_767_225_600_000;
 const STEP_MS: i64 = 10_000;
@@ -87,7 +94,9 @@ fn bench(c: &mut Criterion) {
     let mut next = 0;
     store.write(&series.batch(next)).expect("create series");
     next += 1;
-    let batches = common::size("METRICSTORE_BENCH_BATCHES", 2, 200) as u64;
+    // Over two chunk lengths, so that the figure includes sealing (chunks hold 512
+    // rows by default).
+    let batches = common::size("METRICSTORE_BENCH_BATCHES", 2, 1200) as u64;
     let took = write_steps(&store, &series, &mut next, batches);
     let samples = batches as f64 * n as f64;
     println!(
