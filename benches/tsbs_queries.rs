@@ -18,6 +18,10 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use metricstore::MetricStore;
 use metricstore::workload::tsbs::{CpuOnly, QueryKind, TsbsConfig, lastpoint_fast_sql, query_sql};
 
+/// The server's allocator (see `src/main.rs`), for the store and the MemTable alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const QUERY_SEED: u64 = 7;
 
 fn config() -> TsbsConfig {
