@@ -76,10 +76,19 @@ pub const SCHEMA: &str = "public";
 /// A session whose default schema lists the store's tables, with MetricStore's
 /// functions registered. One per store.
 pub fn session(storage: Arc<Storage>, cold: Option<Arc<ColdTier>>) -> DfResult<SessionContext> {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG, SCHEMA)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true);
+    // The hot scan's row count is an estimate (writes go on between planning and
+    // execution); DataFusion only trusts estimates to keep a small input in one
+    // partition with this set. A selective query then plans as scan → aggregate
+    // rather than round-robin → partial → hash repartition → final → merge, which
+    // cost more than the scan itself.
+    config
+        .options_mut()
+        .execution
+        .use_row_number_estimates_to_optimize_partitioning = true;
     let options = cold
         .as_ref()
         .map(|c| c.config().store_options)

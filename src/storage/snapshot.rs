@@ -204,6 +204,10 @@ pub struct SelectionCounts {
     pub chunks_pruned_by_value: u64,
     /// Whether no two selected series share the values of the tags it was asked about.
     pub unique: bool,
+    /// At most the rows a scan of the selection reads, as of counting: the rows of
+    /// the selected chunks (whole, though the time range may cut them) and the heads'
+    /// rows in the range.
+    pub rows_bound: u64,
 }
 
 impl TableInner {
@@ -236,11 +240,19 @@ impl TableInner {
                     any = true;
                 } else {
                     c.chunks_selected += 1;
+                    c.rows_bound += chunk.rows() as u64;
                     any = true;
                 }
             }
-            let in_head = |h: &Head| h.times.iter().any(|&t| t >= range.start && t < range.end);
-            if !(any || in_head(&s.head) || s.ooo.as_deref().is_some_and(in_head)) {
+            // Head times are sorted.
+            let in_head = |h: &Head| {
+                let from = h.times.partition_point(|&t| t < range.start);
+                let to = h.times.partition_point(|&t| t < range.end);
+                to.saturating_sub(from) as u64
+            };
+            let head_rows = in_head(&s.head) + s.ooo.as_deref().map_or(0, in_head);
+            c.rows_bound += head_rows;
+            if !(any || head_rows > 0) {
                 continue;
             }
             c.series_selected += 1;
