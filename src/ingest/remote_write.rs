@@ -69,6 +69,7 @@ use crate::model::{Error as ModelError, FieldKind, WriteBatch};
 
 mod decode;
 mod encode;
+mod identities;
 mod proto;
 
 pub use encode::{EncodeSeries, encode_v1, encode_v2};

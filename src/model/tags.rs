@@ -1,6 +1,7 @@
 //! Tag sets: the identity of a series within its table.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::error::{Error, Result};
 
@@ -8,13 +9,16 @@ use super::error::{Error, Result};
 ///
 /// An empty value means "no such tag", as in Prometheus, so it is dropped on
 /// construction: `{job="api", env=""}` and `{job="api"}` are the same series.
+///
+/// Immutable and shared: a clone is a reference count, so that ingest can reuse the
+/// tag set of a series it has seen before for every later sample of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TagSet(Vec<(String, String)>);
+pub struct TagSet(Arc<[(String, String)]>);
 
 impl TagSet {
     /// The empty tag set.
     pub fn empty() -> TagSet {
-        TagSet(Vec::new())
+        TagSet::default()
     }
 
     /// Builds a tag set from pairs in any order. Duplicate keys are an error naming the key.
@@ -35,7 +39,7 @@ impl TagSet {
                 w[0].0
             )));
         }
-        Ok(TagSet(tags))
+        Ok(TagSet(tags.into()))
     }
 
     /// The pairs, sorted by key.

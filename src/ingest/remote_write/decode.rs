@@ -4,11 +4,15 @@
 //! decoded on its own into one reused `TimeSeries` (so its sample vector is allocated
 //! once per request, not once per series), then copied into the batch. Only one series
 //! is ever held in decoded form, and a decode error names the series and its offset.
+//! In 1.0, a series whose label bytes this thread has decoded before takes its table
+//! and tags from the [`Identities`] cache and decodes only its samples.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use prost::Message;
 
+use super::identities::Identities;
 use super::proto::{self, Field, Sample, WireError, v1, v2};
 use super::{Decoded, FIELD, MetricType, NAME_LABEL, RemoteWriteError, RemoteWriteError as E};
 use crate::model::{FieldKind, NameKind, TagSet, validate_name};
@@ -60,22 +64,57 @@ pub(super) fn v1(msg: &[u8]) -> Result<Decoded, E> {
 
     let mut out = Builder::new(series.len());
     let mut ts = v1::TimeSeries::default();
-    for (i, f) in series.iter().enumerate() {
-        decode_series(&mut ts, i, f)?;
-        out.decoded.histograms_rejected += ts.histograms.len();
-        out.decoded.exemplars_ignored += ts.exemplars.len();
-        out.labels
-            .extend(ts.labels.drain(..).map(|l| (l.name, l.value)));
-        let (table, tags) = out.identity(i)?;
-        // Prometheus usually sends metadata in requests of its own: skip the lookups then.
-        let kind = if families.is_empty() {
-            None
-        } else {
-            family_type(&table, |name| families.get(name).copied()).and_then(MetricType::field_kind)
-        };
-        out.push(table, tags, kind, &ts.samples);
-    }
-    Ok(out.decoded)
+    let mut known = v1::known::TimeSeries::default();
+    let mut label_fields: Vec<&[u8]> = Vec::new();
+    IDENTITIES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        for (i, f) in series.iter().enumerate() {
+            label_fields.clear();
+            // A series that does not even frame well is left to prost, which says why.
+            let framed = proto::fields(f.payload, &[v1::LABELS], |field| {
+                if field.number == v1::LABELS {
+                    label_fields.push(field.payload);
+                }
+                Ok::<_, WireError>(())
+            })
+            .is_ok();
+            let cached = framed.then(|| cache.get(&label_fields)).flatten();
+            let (table, tags, samples) = match cached {
+                Some((table, tags)) => {
+                    decode_series(&mut known, i, f)?;
+                    out.decoded.histograms_rejected += known.histograms.len();
+                    out.decoded.exemplars_ignored += known.exemplars.len();
+                    (table, tags, &known.samples)
+                }
+                None => {
+                    decode_series(&mut ts, i, f)?;
+                    out.decoded.histograms_rejected += ts.histograms.len();
+                    out.decoded.exemplars_ignored += ts.exemplars.len();
+                    out.labels
+                        .extend(ts.labels.drain(..).map(|l| (l.name, l.value)));
+                    let (table, tags) = out.identity(i)?;
+                    if framed {
+                        cache.insert(&label_fields, &table, &tags);
+                    }
+                    (table, tags, &ts.samples)
+                }
+            };
+            // Prometheus usually sends metadata in requests of its own: skip the lookups then.
+            let kind = if families.is_empty() {
+                None
+            } else {
+                family_type(&table, |name| families.get(name).copied())
+                    .and_then(MetricType::field_kind)
+            };
+            out.push(table, tags, kind, samples);
+        }
+        Ok(out.decoded)
+    })
+}
+
+thread_local! {
+    /// Series identities this thread has decoded (see [`Identities`]).
+    static IDENTITIES: RefCell<Identities> = RefCell::new(Identities::default());
 }
 
 /// Decodes a remote write 2.0 `Request`.

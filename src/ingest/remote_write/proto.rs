@@ -68,6 +68,29 @@ pub(crate) mod v1 {
         pub histograms: Vec<Ignored>,
     }
 
+    /// `prometheus.TimeSeries` for a series whose labels the identity cache knows:
+    /// the labels are walked as protobuf but not decoded. Named like the full message
+    /// so that prost's errors read the same.
+    pub mod known {
+        use super::{Ignored, Sample};
+
+        /// `prometheus.TimeSeries`, labels skipped.
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct TimeSeries {
+            #[prost(message, repeated, tag = "1")]
+            pub labels: Vec<Ignored>,
+            #[prost(message, repeated, tag = "2")]
+            pub samples: Vec<Sample>,
+            #[prost(message, repeated, tag = "3")]
+            pub exemplars: Vec<Ignored>,
+            #[prost(message, repeated, tag = "4")]
+            pub histograms: Vec<Ignored>,
+        }
+    }
+
+    /// Field number of `TimeSeries.labels`.
+    pub const LABELS: u32 = 1;
+
     /// `prometheus.Label`.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Label {

@@ -400,3 +400,61 @@ fn a_body_of_the_other_version_decodes_to_nothing() {
     let d = decode_snappy(&v2_body, Version::V1).unwrap();
     assert_eq!((d.series, d.samples), (0, 0));
 }
+
+#[test]
+fn series_seen_before_decode_alike() {
+    // The second decode of each body takes the labels from this thread's identity
+    // cache; everything else must come out the same, bit for bit.
+    let body = encode_v1(&sample_request(), &metadata());
+    let first = decode_snappy(&body, Version::V1).unwrap();
+    let again = decode_snappy(&body, Version::V1).unwrap();
+    assert_eq!(items(&again.batch), items(&first.batch));
+    assert_eq!(items(&again.batch)[0].2, items(&first.batch)[0].2, "kinds");
+
+    // Known labels, new samples, histograms and exemplars: counted as before.
+    let a = [("__name__", "cached"), ("job", "a")];
+    let plain = v1_request(vec![v1_series(&a)]).encode_to_vec();
+    decode(&plain, Version::V1, Encoding::Identity, LIMIT).unwrap();
+    let mut ts = v1_series(&a);
+    ts.samples = vec![Sample::new(5, -0.0), Sample::new(6, 2.5)];
+    ts.histograms = vec![Ignored {}; 2];
+    ts.exemplars = vec![Ignored {}];
+    let other = v1_series(&[("__name__", "cached"), ("job", "b")]);
+    let body = v1_request(vec![ts, other]).encode_to_vec();
+    let d = decode(&body, Version::V1, Encoding::Identity, LIMIT).unwrap();
+    assert_eq!((d.histograms_rejected, d.exemplars_ignored), (2, 1));
+    assert_eq!(
+        items(&d.batch),
+        vec![
+            (
+                "cached".to_string(),
+                labels(&[("job", "a")]),
+                None,
+                vec![(5, (-0.0f64).to_bits()), (6, 2.5f64.to_bits())]
+            ),
+            (
+                "cached".to_string(),
+                labels(&[("job", "b")]),
+                None,
+                vec![(1, 1.0f64.to_bits())]
+            ),
+        ]
+    );
+
+    // Known labels with a truncated sample: the same error as for unknown ones.
+    let known = v1_series(&a).encode_to_vec();
+    let unknown = v1_series(&[("__name__", "fresh")]).encode_to_vec();
+    for ts in [known, unknown] {
+        let mut ts = ts;
+        ts.extend_from_slice(&[0x12, 2, 0x09, 0x00]);
+        let mut body = vec![0x0a, ts.len() as u8];
+        body.extend_from_slice(&ts);
+        let e = decode(&body, Version::V1, Encoding::Identity, LIMIT).unwrap_err();
+        let message = e.to_string();
+        assert!(
+            message.starts_with("malformed protobuf in timeseries 0 at byte offset 0: "),
+            "{message}"
+        );
+        assert!(message.contains("TimeSeries.samples"), "{message}");
+    }
+}
