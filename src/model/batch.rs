@@ -1,5 +1,7 @@
 //! Write batches: rows grouped by series, the unit of atomic writes.
 
+use std::sync::Arc;
+
 use super::error::{Error, Result};
 use super::kind::FieldKind;
 use super::tags::TagSet;
@@ -17,7 +19,7 @@ pub struct WriteBatch {
 /// Rows of one series that all carry the same fields.
 #[derive(Debug, Clone)]
 pub struct SeriesWrite {
-    table: String,
+    table: Arc<str>,
     tags: TagSet,
     fields: Vec<(String, Option<FieldKind>)>,
     timestamps: Vec<i64>,
@@ -31,11 +33,19 @@ impl WriteBatch {
         WriteBatch::default()
     }
 
+    /// An empty batch with room for `series` groups: a decoder that knows how many
+    /// series a request holds saves the growth copies.
+    pub fn with_capacity(series: usize) -> WriteBatch {
+        WriteBatch {
+            items: Vec::with_capacity(series),
+        }
+    }
+
     /// Starts a group of rows for one series with the given field names; push rows
     /// into the returned [`SeriesWrite`].
     pub fn series(
         &mut self,
-        table: impl Into<String>,
+        table: impl Into<Arc<str>>,
         tags: TagSet,
         fields: &[&str],
     ) -> &mut SeriesWrite {
@@ -52,7 +62,7 @@ impl WriteBatch {
     /// Convenience for one sample of a single-field series.
     pub fn add_sample(
         &mut self,
-        table: impl Into<String>,
+        table: impl Into<Arc<str>>,
         tags: TagSet,
         field: &str,
         timestamp: i64,
@@ -86,7 +96,7 @@ impl WriteBatch {
 
 impl SeriesWrite {
     /// An empty group for one series and field set.
-    pub fn new(table: impl Into<String>, tags: TagSet, fields: &[&str]) -> SeriesWrite {
+    pub fn new(table: impl Into<Arc<str>>, tags: TagSet, fields: &[&str]) -> SeriesWrite {
         SeriesWrite {
             table: table.into(),
             tags,

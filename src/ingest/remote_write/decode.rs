@@ -9,13 +9,14 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use prost::Message;
 
 use super::identities::Identities;
 use super::proto::{self, Field, Sample, WireError, v1, v2};
 use super::{Decoded, FIELD, MetricType, NAME_LABEL, RemoteWriteError, RemoteWriteError as E};
-use crate::model::{FieldKind, NameKind, TagSet, validate_name};
+use crate::model::{FieldKind, NameKind, TagSet, WriteBatch, validate_name};
 
 impl From<WireError> for RemoteWriteError {
     fn from(e: WireError) -> RemoteWriteError {
@@ -220,6 +221,7 @@ impl Builder {
         Builder {
             decoded: Decoded {
                 series,
+                batch: WriteBatch::with_capacity(series),
                 ..Decoded::default()
             },
             labels: Vec::new(),
@@ -228,7 +230,7 @@ impl Builder {
 
     /// Turns the labels in the buffer (emptying it) into series `series`' table and tags,
     /// refusing what storage would refuse for the whole batch.
-    fn identity(&mut self, series: usize) -> Result<(String, TagSet), E> {
+    fn identity(&mut self, series: usize) -> Result<(Arc<str>, TagSet), E> {
         let labels = &mut self.labels;
         labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
@@ -251,11 +253,11 @@ impl Builder {
         }
         // Duplicates were refused above, so this cannot fail; map it all the same.
         let tags = TagSet::new(labels.drain(..)).map_err(|e| invalid(NAME_LABEL, e))?;
-        Ok((table, tags))
+        Ok((table.into(), tags))
     }
 
     /// Adds one series' samples, bit for bit.
-    fn push(&mut self, table: String, tags: TagSet, kind: Option<FieldKind>, samples: &[Sample]) {
+    fn push(&mut self, table: Arc<str>, tags: TagSet, kind: Option<FieldKind>, samples: &[Sample]) {
         self.decoded.samples += samples.len();
         if samples.is_empty() {
             return;

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 
 use crate::model::TagSet;
 
@@ -26,7 +27,7 @@ const PAIR_OVERHEAD: usize = 48;
 struct Entry {
     /// The label fields' payloads, each after its length as 4 bytes little-endian.
     key: Box<[u8]>,
-    table: String,
+    table: Arc<str>,
     tags: TagSet,
 }
 
@@ -58,13 +59,13 @@ impl Identities {
     }
 
     /// The table and tags of a series whose label fields are `labels`, if cached.
-    pub(super) fn get(&self, labels: &[&[u8]]) -> Option<(String, TagSet)> {
+    pub(super) fn get(&self, labels: &[&[u8]]) -> Option<(Arc<str>, TagSet)> {
         let entry = self.entries.get(&self.hash(labels))?;
         same_key(&entry.key, labels).then(|| (entry.table.clone(), entry.tags.clone()))
     }
 
     /// Remembers that label fields `labels` decode to `table` and `tags`.
-    pub(super) fn insert(&mut self, labels: &[&[u8]], table: &str, tags: &TagSet) {
+    pub(super) fn insert(&mut self, labels: &[&[u8]], table: &Arc<str>, tags: &TagSet) {
         let mut key = Vec::with_capacity(labels.iter().map(|l| l.len() + 4).sum());
         for l in labels {
             // A label field is part of a request under the body limit: far below 4 GiB.
@@ -86,7 +87,7 @@ impl Identities {
         }
         let entry = Entry {
             key: key.into_boxed_slice(),
-            table: table.to_string(),
+            table: table.clone(),
             tags: tags.clone(),
         };
         if self.entries.insert(self.hash(labels), entry).is_none() {
@@ -127,8 +128,8 @@ mod tests {
     #[test]
     fn answers_only_the_same_label_bytes() {
         let mut c = Identities::default();
-        c.insert(&[b"ab", b"c"], "up", &tags("a"));
-        assert_eq!(c.get(&[b"ab", b"c"]), Some(("up".to_string(), tags("a"))));
+        c.insert(&[b"ab", b"c"], &"up".into(), &tags("a"));
+        assert_eq!(c.get(&[b"ab", b"c"]), Some(("up".into(), tags("a"))));
         // Same bytes, split differently; a prefix; an extension; other bytes.
         assert_eq!(c.get(&[b"a", b"bc"]), None);
         assert_eq!(c.get(&[b"ab"]), None);
@@ -144,13 +145,13 @@ mod tests {
         let big = "v".repeat(1 << 20);
         for i in 0..40u32 {
             let label = i.to_le_bytes();
-            c.insert(&[&label], "t", &tags(&big));
+            c.insert(&[&label], &"t".into(), &tags(&big));
             assert!(c.bytes() <= BUDGET, "{}", c.bytes());
             assert!(c.get(&[&label]).is_some(), "the newest entry stays");
         }
         assert!(c.get(&[&0u32.to_le_bytes()]).is_none(), "the oldest went");
         // An entry larger than the budget is not kept at all.
-        c.insert(&[b"huge"], "t", &tags(&"v".repeat(BUDGET)));
+        c.insert(&[b"huge"], &"t".into(), &tags(&"v".repeat(BUDGET)));
         assert!(c.get(&[b"huge"]).is_none());
     }
 }
