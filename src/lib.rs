@@ -187,6 +187,13 @@ impl MetricStore {
                     dml.op
                 ),
             ))),
+            LogicalPlan::Statement(statement) if options.refuse_session_changes => Err(
+                Error::Query(datafusion::error::DataFusionError::Plan(format!(
+                    "{} is not accepted here: it would change the session every client \
+                     of this server shares",
+                    statement.name()
+                ))),
+            ),
             // SET and friends change the shared session.
             LogicalPlan::Statement(_) => Ok(self.session.execute_logical_plan(plan).await?),
             _ => Ok(DataFrame::new(state, plan)),

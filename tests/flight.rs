@@ -457,6 +457,20 @@ async fn errors_carry_grpc_codes_and_messages() {
         .unwrap_err();
     assert_eq!(code(&err), Code::InvalidArgument, "{err}");
 
+    // So does SET, which would change every client's session; the setting stays.
+    let err = query(&mut client, "SET datafusion.execution.batch_size = 7")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), Code::InvalidArgument, "{err}");
+    assert!(message(&err).contains("SetVariable"), "{err}");
+    let shown = query(&mut client, "SHOW datafusion.execution.batch_size")
+        .await
+        .unwrap();
+    let shown = arrow::util::pretty::pretty_format_batches(&shown)
+        .unwrap()
+        .to_string();
+    assert!(shown.contains("8192"), "{shown}");
+
     // Append needs an existing table.
     let err = ingest(
         &mut client,

@@ -15,6 +15,10 @@ pub struct QueryOptions {
     /// When the cold tier fails, answer from the hot tier alone and add a warning,
     /// instead of failing the query.
     pub partial_results: bool,
+    /// Refuse statements that change the store's shared session (`SET`, `RESET`,
+    /// `PREPARE`, `DEALLOCATE`, transactions). The server sets it for its clients: one
+    /// client's `SET` would change every other client's queries.
+    pub refuse_session_changes: bool,
     warnings: Arc<Mutex<Vec<String>>>,
 }
 
@@ -23,6 +27,15 @@ impl QueryOptions {
     pub fn partial() -> QueryOptions {
         QueryOptions {
             partial_results: true,
+            ..QueryOptions::default()
+        }
+    }
+
+    /// The options of a query from a server client: no session changes (see
+    /// [`QueryOptions::refuse_session_changes`]).
+    pub fn client() -> QueryOptions {
+        QueryOptions {
+            refuse_session_changes: true,
             ..QueryOptions::default()
         }
     }

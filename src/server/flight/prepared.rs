@@ -156,7 +156,11 @@ pub async fn create(
     if request.transaction_id.is_some() {
         return Err(Status::invalid_argument("transactions are not supported"));
     }
-    let frame = svc.store.sql_frame(&request.query).await.map_err(status)?;
+    let frame = svc
+        .store
+        .sql_frame_with(&request.query, &crate::QueryOptions::client())
+        .await
+        .map_err(status)?;
     let dataset = svc.dictionaries.wire_schema(frame.schema().as_arrow());
     let plan = frame.into_unoptimized_plan();
     let placeholders = placeholders(&plan)?;

@@ -8,7 +8,7 @@ use arrow_flight::{FlightDescriptor, FlightInfo};
 use tonic::Status;
 
 use super::FlightSql;
-use super::error::status;
+use super::error::{query_status, status};
 use super::stream::{self, DoGetStream};
 
 fn no_transactions(transaction_id: &Option<prost::bytes::Bytes>) -> Result<(), Status> {
@@ -27,7 +27,11 @@ pub async fn info(
     descriptor: FlightDescriptor,
 ) -> Result<FlightInfo, Status> {
     no_transactions(&query.transaction_id)?;
-    let frame = svc.store.sql_frame(&query.query).await.map_err(status)?;
+    let frame = svc
+        .store
+        .sql_frame_with(&query.query, &crate::QueryOptions::client())
+        .await
+        .map_err(status)?;
     let schema = svc.dictionaries.wire_schema(frame.schema().as_arrow());
     let ticket = TicketStatementQuery {
         statement_handle: query.query.into_bytes().into(),
@@ -39,6 +43,12 @@ pub async fn info(
 pub async fn get(svc: &FlightSql, ticket: TicketStatementQuery) -> Result<DoGetStream, Status> {
     let sql = std::str::from_utf8(&ticket.statement_handle)
         .map_err(|_| Status::invalid_argument("the ticket is not a statement of this server"))?;
-    let batches = svc.store.sql_stream(sql).await.map_err(status)?;
+    // The ticket is the client's to forge: plan it as any client statement.
+    let frame = svc
+        .store
+        .sql_frame_with(sql, &crate::QueryOptions::client())
+        .await
+        .map_err(status)?;
+    let batches = frame.execute_stream().await.map_err(query_status)?;
     Ok(stream::encode(batches, svc.dictionaries, svc.watch()))
 }

@@ -77,14 +77,11 @@ pub async fn query(
     }
     let start = Instant::now();
     let timeout = Duration::from_secs(state.config.query_timeout_secs.max(1));
-    let options = if matches!(
+    let mut options = crate::QueryOptions::client();
+    options.partial_results = matches!(
         params.get("partial_response").map(String::as_str),
         Some("true" | "1")
-    ) {
-        crate::QueryOptions::partial()
-    } else {
-        crate::QueryOptions::default()
-    };
+    );
     let run = async {
         let stream = state
             .store
