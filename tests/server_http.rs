@@ -111,12 +111,20 @@ async fn line_protocol_in_sql_out() {
 
     // SET would change the session every client shares: refused, and nothing changed.
     let (status, body) = server
-        .json("POST", "/api/v1/sql", "SET datafusion.execution.batch_size = 7")
+        .json(
+            "POST",
+            "/api/v1/sql",
+            "SET datafusion.execution.batch_size = 7",
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap().contains("shares"), "{body}");
     let (status, body) = server
-        .json("POST", "/api/v1/sql", "SHOW datafusion.execution.batch_size")
+        .json(
+            "POST",
+            "/api/v1/sql",
+            "SHOW datafusion.execution.batch_size",
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["rows"][0][1], "8192", "{body}");

@@ -222,9 +222,19 @@ const SHAPES: &[&str] = &[
 
 #[tokio::test]
 async fn the_store_answers_like_a_memtable() {
-    for seed in [1, 2] {
+    // Seed 2 runs with small batches, so that scans of more than 64 rows split over
+    // two partitions (a scan of at most one batch stays in one).
+    for (seed, batch_size) in [(1, None), (2, Some(64))] {
         let rows = generate(seed);
         let store = load_store(&rows);
+        if let Some(n) = batch_size {
+            for set in [
+                format!("SET datafusion.execution.batch_size = {n}"),
+                "SET datafusion.execution.target_partitions = 2".to_string(),
+            ] {
+                store.sql(&set).await.unwrap();
+            }
+        }
         let oracle = mem_table(&store, &rows);
         let mut rng = Rng::new(seed + 100);
         let mut checked = 0;

@@ -195,7 +195,9 @@ impl DisplayAs for HotScanExec {
         if let Some(limit) = self.spec.limit {
             write!(f, ", limit={limit}")?;
         }
-        Ok(())
+        // The estimate DataFusion partitions by: a scan of at most one batch of
+        // rows stays in one partition.
+        write!(f, ", rows<={}", c.rows_bound)
     }
 }
 
