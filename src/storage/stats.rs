@@ -127,6 +127,7 @@ impl TableInner {
             s.samples += series.head.present();
         }
         s.dictionary_bytes += self.tag_values.iter().map(|d| d.bytes()).sum::<usize>();
+        s.dictionary_bytes += self.lookup_bytes();
         let mut cardinality: Vec<(String, usize)> = self
             .tag_keys
             .iter()

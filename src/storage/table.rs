@@ -54,13 +54,6 @@ impl ValueDict {
     }
 }
 
-/// Series ids that share one tag-set hash (almost always exactly one).
-#[derive(Debug)]
-enum IdList {
-    One(u32),
-    Many(Vec<u32>),
-}
-
 /// The mutable state of a table, behind the table's lock.
 #[derive(Debug, Default)]
 pub(crate) struct TableInner {
@@ -69,7 +62,10 @@ pub(crate) struct TableInner {
     pub(crate) tag_values: Vec<ValueDict>,
     pub(crate) fields: Vec<FieldDef>,
     field_numbers: HashMap<Arc<str>, u16>,
-    lookup: HashMap<u64, IdList>,
+    /// Series ids by the hash of their tag strings ([`hash_tags`]). Only ids are
+    /// stored: growing the table rehashes an id from its tags in the dictionaries,
+    /// which keeps a slot at 4 bytes plus a control byte.
+    lookup: hashbrown::HashTable<u32>,
     pub(crate) series: Vec<Series>,
     pub(crate) index: LabelIndex,
     interner: TimestampInterner,
@@ -228,13 +224,14 @@ impl TableInner {
     }
 
     fn find_series(&self, hash: u64, tags: &TagSet) -> Option<u32> {
-        match self.lookup.get(&hash)? {
-            IdList::One(id) => self.series_has_tags(*id, tags).then_some(*id),
-            IdList::Many(ids) => ids
-                .iter()
-                .copied()
-                .find(|&id| self.series_has_tags(id, tags)),
-        }
+        self.lookup
+            .find(hash, |&id| self.series_has_tags(id, tags))
+            .copied()
+    }
+
+    /// Heap bytes of the series lookup table.
+    pub(crate) fn lookup_bytes(&self) -> usize {
+        self.lookup.allocation_size()
     }
 
     /// Number of distinct values of `key`, 0 if the key is unknown.
@@ -543,18 +540,12 @@ impl TableInner {
         // index cannot refuse this; if it ever did, the series would only be missing
         // from matcher results, never lose data.
         let _ = self.index.insert(id, &pairs);
-        match self.lookup.entry(hash_pairs(pairs.into_iter())) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(IdList::One(id));
-            }
-            std::collections::hash_map::Entry::Occupied(mut e) => match e.get_mut() {
-                IdList::One(other) => {
-                    let other = *other;
-                    e.insert(IdList::Many(vec![other, id]));
-                }
-                IdList::Many(ids) => ids.push(id),
-            },
-        }
+        let hash = hash_pairs(pairs.into_iter());
+        let (all, keys, values) = (&self.series, &self.tag_keys, &self.tag_values);
+        self.lookup.insert_unique(hash, id, |&other| {
+            // Only ids already in the table are in the lookup.
+            series_hash(&all[other as usize], keys, values)
+        });
         self.series_bytes += series.bytes();
         note_newest(&mut self.newest, series.newest);
         self.series.push(series);
@@ -656,6 +647,16 @@ impl TableInner {
             self.series_bytes = self.series_bytes + series.bytes() - bytes;
         }
     }
+}
+
+/// [`hash_tags`] of a stored series, from its codes.
+fn series_hash(series: &Series, keys: &[Arc<str>], values: &[ValueDict]) -> u64 {
+    hash_pairs(
+        series
+            .tags
+            .iter()
+            .map(|&(k, c)| (&*keys[k as usize], &*values[k as usize].values[c as usize])),
+    )
 }
 
 fn note_newest(newest: &mut Option<i64>, t: i64) {
