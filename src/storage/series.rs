@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::chunk::{Chunk, TimestampInterner};
 use super::config::StorageConfig;
-use super::head::Head;
+use super::head::{Head, OpenHead};
 
 /// What sealing needs from the table.
 pub(crate) struct SealContext<'a> {
@@ -39,7 +39,7 @@ pub(crate) struct SeriesImage {
 pub(crate) struct Series {
     /// `(tag key number, value code)` pairs, sorted by key name like [`crate::model::TagSet`].
     pub(crate) tags: Box<[(u32, u32)]>,
-    pub(crate) head: Head,
+    pub(crate) head: OpenHead,
     pub(crate) ooo: Option<Box<Head>>,
     pub(crate) chunks: Vec<Arc<Chunk>>,
     /// Newest timestamp ever written, `i64::MIN` before the first row.
@@ -54,7 +54,7 @@ impl Series {
     pub(crate) fn new(tags: Box<[(u32, u32)]>) -> Series {
         Series {
             tags,
-            head: Head::default(),
+            head: OpenHead::default(),
             ooo: None,
             chunks: Vec::new(),
             newest: i64::MIN,
@@ -68,7 +68,7 @@ impl Series {
         SeriesImage {
             tags: self.tags.clone(),
             chunks: self.chunks.clone(),
-            head: self.head.clone(),
+            head: self.head.to_head(),
             ooo: self.ooo.as_deref().cloned(),
             newest: self.newest,
             sealed_last: self.sealed_last.clone(),
@@ -119,7 +119,7 @@ impl Series {
             tags: image.tags,
             chunk_bytes: image.chunks.iter().map(|c| c.encoded_bytes()).sum(),
             chunks: image.chunks,
-            head: image.head,
+            head: OpenHead::from_head(&image.head),
             ooo: image.ooo.filter(|h| !h.is_empty()).map(Box::new),
             newest: image.newest,
             sealed_last: image.sealed_last,
@@ -139,13 +139,14 @@ impl Series {
     /// counting the head's growth by doubling and out-of-order rows, for the memory
     /// limit check.
     pub(crate) fn growth_bound(&self, rows: usize, fields: usize) -> usize {
-        let columns = self.head.columns.len().max(fields) + 1;
-        let cap = self.head.times.capacity();
+        let columns = self.head.columns().max(fields) + 1;
+        let cap = self.head.capacity();
         let needed = self.head.len() + rows;
+        // The head doubles until it fits: less than twice what it needs.
         let new_cap = if needed <= cap {
             cap
         } else {
-            needed.max(cap * 2).max(4)
+            (needed * 2).max(cap * 2)
         };
         // 9 bytes per slot: the value and a validity flag should nulls appear.
         let head = (new_cap * 9 * columns).saturating_sub(self.head.bytes());
@@ -202,7 +203,7 @@ impl Series {
             let head = self.head.take();
             let (chunk, bytes) = Chunk::seal(&head, ctx.interner);
             self.chunk_bytes += bytes;
-            self.sealed_last = Some(last_row(&head));
+            self.sealed_last = last_row(&head);
             self.chunks.push(Arc::new(chunk));
         }
         if self.ooo.is_some() {
@@ -289,7 +290,7 @@ impl Series {
             self.rows = self
                 .rows
                 .saturating_sub((self.head.len() - kept.len()) as u64);
-            self.head = kept;
+            self.head = OpenHead::from_head(&kept);
         }
         if let Some(ooo) = &self.ooo
             && ooo.first_time().is_some_and(|t| t < cutoff)
@@ -329,14 +330,14 @@ impl Series {
 
     /// The newest row, without decoding anything.
     pub(crate) fn latest(&self) -> Option<(i64, Row)> {
-        if !self.head.is_empty() {
-            return Some((self.newest, last_row(&self.head)));
+        if let Some(row) = self.head.last_row() {
+            return Some((self.newest, row));
         }
         self.sealed_last.clone().map(|row| (self.newest, row))
     }
 }
 
-fn last_row(head: &Head) -> Row {
-    let i = head.len() - 1;
-    (0..head.columns.len()).map(|f| head.value(f, i)).collect()
+fn last_row(head: &Head) -> Option<Row> {
+    let i = head.len().checked_sub(1)?;
+    Some((0..head.columns.len()).map(|f| head.value(f, i)).collect())
 }

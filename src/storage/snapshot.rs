@@ -240,7 +240,10 @@ impl TableInner {
                 }
             }
             let in_head = |h: &Head| h.times.iter().any(|&t| t >= range.start && t < range.end);
-            if !(any || in_head(&s.head) || s.ooo.as_deref().is_some_and(in_head)) {
+            if !(any
+                || s.head.has_rows_in(range.start, range.end)
+                || s.ooo.as_deref().is_some_and(in_head))
+            {
                 continue;
             }
             c.series_selected += 1;
