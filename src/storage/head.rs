@@ -9,6 +9,8 @@
 //! pay for it), and [`Head`], plain vectors per column that snapshots, sealing,
 //! merging and checkpoints work on.
 
+use super::stats::malloc_bytes;
+
 /// One field's values in a head. `valid` is absent while every row has a value.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HeadColumn {
@@ -341,9 +343,9 @@ impl OpenHead {
         }
     }
 
-    /// Heap bytes held, by capacity, for memory accounting.
+    /// Heap bytes held, by capacity and allocator rounding, for memory accounting.
     pub(crate) fn bytes(&self) -> usize {
-        self.buf.len() * 8 + self.valid.as_ref().map_or(0, |v| v.len())
+        malloc_bytes(self.buf.len() * 8) + malloc_bytes(self.valid.as_ref().map_or(0, |v| v.len()))
     }
 
     /// Moves the rows into a buffer of `cap` rows and `columns` columns (at least the
@@ -535,13 +537,14 @@ mod tests {
     }
 
     #[test]
-    fn one_sample_holds_sixteen_bytes() {
+    fn one_sample_takes_one_small_block() {
         let mut open = OpenHead::default();
         open.upsert(1, &[0], &[2.0]);
-        assert_eq!(open.bytes(), 16);
+        // 16 bytes of samples, in the allocator's smallest (32-byte) block.
+        assert_eq!(open.bytes(), 32);
         open.upsert(2, &[0], &[2.0]);
         open.upsert(3, &[0], &[2.0]);
-        assert_eq!((open.capacity(), open.bytes()), (4, 64));
+        assert_eq!((open.capacity(), open.bytes()), (4, 80));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::chunk::{Chunk, TimestampInterner};
 use super::config::StorageConfig;
 use super::head::{Head, OpenHead};
+use super::stats::malloc_bytes;
 
 /// What sealing needs from the table.
 pub(crate) struct SealContext<'a> {
@@ -35,50 +36,95 @@ pub(crate) struct SeriesImage {
     pub(crate) rows: u64,
 }
 
+/// Where a series' `(tag key number, value code)` pairs sit in its table's tag arena
+/// (`TableInner::tag_pairs`): one shared vector instead of an allocation per series.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TagSpan {
+    start: u32,
+    len: u32,
+}
+
+impl TagSpan {
+    /// The span of `len` pairs from `start`; the table keeps its arena under
+    /// `u32::MAX` pairs (see `TableInner::plan_series`).
+    pub(crate) fn new(start: usize, len: usize) -> TagSpan {
+        TagSpan {
+            start: u32::try_from(start).unwrap_or(u32::MAX),
+            len: u32::try_from(len).unwrap_or(0),
+        }
+    }
+
+    pub(crate) fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
+}
+
+/// One series. Kept small: a table holds millions of them, each with a handful of
+/// rows in its head, so every field here costs megabytes.
 #[derive(Debug)]
 pub(crate) struct Series {
-    /// `(tag key number, value code)` pairs, sorted by key name like [`crate::model::TagSet`].
-    pub(crate) tags: Box<[(u32, u32)]>,
+    /// `(tag key number, value code)` pairs, sorted by key name like
+    /// [`crate::model::TagSet`], in the table's tag arena.
+    pub(crate) tags: TagSpan,
     pub(crate) head: OpenHead,
     pub(crate) ooo: Option<Box<Head>>,
-    pub(crate) chunks: Vec<Arc<Chunk>>,
+    /// Sorted and disjoint. A boxed slice of exact length: it changes once per seal.
+    pub(crate) chunks: Box<[Arc<Chunk>]>,
     /// Newest timestamp ever written, `i64::MIN` before the first row.
     pub(crate) newest: i64,
     /// The last row of the last sealed chunk, for `latest` while the head is empty.
     sealed_last: Option<Row>,
     pub(crate) chunk_bytes: usize,
-    pub(crate) rows: u64,
 }
 
 impl Series {
-    pub(crate) fn new(tags: Box<[(u32, u32)]>) -> Series {
+    pub(crate) fn new(tags: TagSpan) -> Series {
         Series {
             tags,
             head: OpenHead::default(),
             ooo: None,
-            chunks: Vec::new(),
+            chunks: Box::default(),
             newest: i64::MIN,
             sealed_last: None,
             chunk_bytes: 0,
-            rows: 0,
         }
     }
 
-    pub(crate) fn image(&self) -> SeriesImage {
+    /// Rows held in chunks and the head. Out-of-order rows count once merged into
+    /// chunks, where duplicates of sealed rows are known.
+    pub(crate) fn rows(&self) -> u64 {
+        self.chunks.iter().map(|c| c.rows() as u64).sum::<u64>() + self.head.len() as u64
+    }
+
+    /// Changes the chunk list through a `Vec`, keeping the list exactly sized.
+    fn edit_chunks<T>(&mut self, edit: impl FnOnce(&mut Vec<Arc<Chunk>>) -> T) -> T {
+        let mut chunks = std::mem::take(&mut self.chunks).into_vec();
+        let out = edit(&mut chunks);
+        self.chunks = chunks.into_boxed_slice();
+        out
+    }
+
+    /// A checkpoint copy; `tags` are the series' pairs from the table's arena.
+    pub(crate) fn image(&self, tags: &[(u32, u32)]) -> SeriesImage {
         SeriesImage {
-            tags: self.tags.clone(),
-            chunks: self.chunks.clone(),
+            tags: tags.into(),
+            chunks: self.chunks.to_vec(),
             head: self.head.to_head(),
             ooo: self.ooo.as_deref().cloned(),
             newest: self.newest,
             sealed_last: self.sealed_last.clone(),
-            rows: self.rows,
+            rows: self.rows(),
         }
     }
 
-    /// A series from a checkpoint image of a table with `fields` fields. Refuses
-    /// images whose parts contradict each other (chunks out of order, unknown fields).
-    pub(crate) fn restore(image: SeriesImage, fields: usize) -> Result<Series, String> {
+    /// A series from a checkpoint image of a table with `fields` fields, its tags
+    /// already in the table's arena at `tags`. Refuses images whose parts contradict
+    /// each other (chunks out of order, unknown fields).
+    pub(crate) fn restore(
+        image: SeriesImage,
+        fields: usize,
+        tags: TagSpan,
+    ) -> Result<Series, String> {
         let mut previous = i64::MIN;
         for (i, c) in image.chunks.iter().enumerate() {
             if (i > 0 && c.min_time() <= previous) || c.max_time() < c.min_time() {
@@ -116,23 +162,37 @@ impl Series {
             ));
         }
         Ok(Series {
-            tags: image.tags,
+            tags,
             chunk_bytes: image.chunks.iter().map(|c| c.encoded_bytes()).sum(),
-            chunks: image.chunks,
+            chunks: image.chunks.into_boxed_slice(),
             head: OpenHead::from_head(&image.head),
             ooo: image.ooo.filter(|h| !h.is_empty()).map(Box::new),
             newest: image.newest,
             sealed_last: image.sealed_last,
-            rows: image.rows,
         })
     }
 
-    /// Heap bytes held by heads and chunks.
+    /// Heap bytes held by this series beyond its struct: heads, chunks, the chunk
+    /// list and the sealed last row.
     pub(crate) fn bytes(&self) -> usize {
+        self.head_bytes() + self.list_bytes() + self.chunk_bytes
+    }
+
+    /// Heap bytes of the head and the out-of-order head.
+    pub(crate) fn head_bytes(&self) -> usize {
         self.head.bytes()
-            + self.ooo.as_ref().map_or(0, |h| h.bytes())
-            + self.chunks.capacity() * std::mem::size_of::<Arc<Chunk>>()
-            + self.chunk_bytes
+            + self
+                .ooo
+                .as_ref()
+                .map_or(0, |h| malloc_bytes(std::mem::size_of::<Head>()) + h.bytes())
+    }
+
+    /// Heap bytes of the chunk list and the sealed last row.
+    pub(crate) fn list_bytes(&self) -> usize {
+        malloc_bytes(std::mem::size_of_val::<[Arc<Chunk>]>(&self.chunks))
+            + self.sealed_last.as_ref().map_or(0, |r| {
+                malloc_bytes(std::mem::size_of_val::<[Option<f64>]>(r))
+            })
     }
 
     /// An upper bound of the bytes that writing `rows` rows of `fields` fields adds,
@@ -172,13 +232,10 @@ impl Series {
             }
             self.head.upsert(time, fields, values);
             self.newest = time;
-            self.rows += 1;
             return;
         }
         if self.head.first_time().is_some_and(|first| time >= first) {
-            let before = self.head.len();
             self.head.upsert(time, fields, values);
-            self.rows += (self.head.len() - before) as u64;
             return;
         }
         if time == self.newest
@@ -204,7 +261,7 @@ impl Series {
             let (chunk, bytes) = Chunk::seal(&head, ctx.interner);
             self.chunk_bytes += bytes;
             self.sealed_last = last_row(&head);
-            self.chunks.push(Arc::new(chunk));
+            self.edit_chunks(|chunks| chunks.push(Arc::new(chunk)));
         }
         if self.ooo.is_some() {
             self.merge_out_of_order(ctx);
@@ -212,7 +269,7 @@ impl Series {
     }
 
     /// Rewrites the chunks that the out-of-order rows fall into, so that chunks stay
-    /// disjoint. Rows are counted here, where duplicates of sealed rows are known.
+    /// disjoint.
     fn merge_out_of_order(&mut self, ctx: &mut SealContext<'_>) {
         let Some(ooo) = self.ooo.take() else { return };
         let (Some(first), Some(last)) = (ooo.first_time(), ooo.last_time()) else {
@@ -232,34 +289,41 @@ impl Series {
                 }
             }
         }
-        let before = merged.len();
         for i in 0..ooo.len() {
             let (fields, values): (Vec<u16>, Vec<f64>) = (0..ooo.columns.len())
                 .filter_map(|f| ooo.value(f, i).map(|v| (f as u16, v)))
                 .unzip();
             merged.upsert(ooo.times[i], &fields, &values);
         }
-        self.rows += (merged.len() - before) as u64;
         let mut replacement = Vec::new();
         for part in merged.split(ctx.config.chunk_size) {
             let (chunk, bytes) = Chunk::seal(&part, ctx.interner);
             self.chunk_bytes += bytes;
             replacement.push(Arc::new(chunk));
         }
-        for old in self.chunks.splice(lo..hi, replacement) {
-            self.chunk_bytes = self.chunk_bytes.saturating_sub(old.encoded_bytes());
-        }
+        let removed: usize = self.edit_chunks(|chunks| {
+            chunks
+                .splice(lo..hi, replacement)
+                .map(|old| old.encoded_bytes())
+                .sum()
+        });
+        self.chunk_bytes = self.chunk_bytes.saturating_sub(removed);
     }
 
     /// Removes every row older than `cutoff` (moved to the cold tier). A chunk that
     /// straddles the cutoff is decoded and its newer rows sealed again. Returns the
     /// rows removed.
     pub(crate) fn drop_before(&mut self, cutoff: i64, ctx: &mut SealContext<'_>) -> u64 {
-        let before = self.rows;
+        let before = self.rows();
         let keep_from = self.chunks.partition_point(|c| c.max_time() < cutoff);
-        for old in self.chunks.drain(..keep_from) {
-            self.chunk_bytes = self.chunk_bytes.saturating_sub(old.encoded_bytes());
-            self.rows = self.rows.saturating_sub(old.rows() as u64);
+        if keep_from > 0 {
+            let removed: usize = self.edit_chunks(|chunks| {
+                chunks
+                    .drain(..keep_from)
+                    .map(|old| old.encoded_bytes())
+                    .sum()
+            });
+            self.chunk_bytes = self.chunk_bytes.saturating_sub(removed);
         }
         if let Some(first) = self
             .chunks
@@ -271,9 +335,8 @@ impl Series {
                 Ok(head) => {
                     let kept = head.slice(cutoff, i64::MAX);
                     self.chunk_bytes = self.chunk_bytes.saturating_sub(first.encoded_bytes());
-                    self.rows = self.rows.saturating_sub((head.len() - kept.len()) as u64);
                     if kept.is_empty() {
-                        self.chunks.remove(0);
+                        self.edit_chunks(|chunks| chunks.remove(0));
                     } else {
                         let (chunk, bytes) = Chunk::seal(&kept, ctx.interner);
                         self.chunk_bytes += bytes;
@@ -287,9 +350,6 @@ impl Series {
         }
         if self.head.first_time().is_some_and(|t| t < cutoff) {
             let kept = self.head.slice(cutoff, i64::MAX);
-            self.rows = self
-                .rows
-                .saturating_sub((self.head.len() - kept.len()) as u64);
             self.head = OpenHead::from_head(&kept);
         }
         if let Some(ooo) = &self.ooo
@@ -298,7 +358,7 @@ impl Series {
             let kept = ooo.slice(cutoff, i64::MAX);
             self.ooo = (!kept.is_empty()).then(|| Box::new(kept));
         }
-        before - self.rows
+        before.saturating_sub(self.rows())
     }
 
     /// The first and last timestamps held, from chunk headers and heads.

@@ -151,7 +151,7 @@ impl TableInner {
                 continue;
             }
             let mut tags = vec![None; tag_count];
-            for &(k, c) in s.tags.iter() {
+            for &(k, c) in self.tags_of(s) {
                 tags[k as usize] = Some(self.tag_values[k as usize].values[c as usize].clone());
             }
             series.push(SeriesSnapshot {
@@ -252,7 +252,12 @@ impl TableInner {
             } else if c.unique {
                 let key: Vec<Option<u32>> = keys
                     .iter()
-                    .map(|&k| s.tags.iter().find(|t| t.0 as usize == k).map(|t| t.1))
+                    .map(|&k| {
+                        self.tags_of(s)
+                            .iter()
+                            .find(|t| t.0 as usize == k)
+                            .map(|t| t.1)
+                    })
                     .collect();
                 c.unique = seen.insert(key, ()).is_none();
             }
@@ -314,7 +319,7 @@ impl TableInner {
             let keys: Int32Array = rows
                 .iter()
                 .map(|(i, _)| {
-                    let tags = &self.series[*i].tags;
+                    let tags = self.tags_of(&self.series[*i]);
                     let code = tags.iter().find(|t| t.0 as usize == k)?.1 as usize;
                     if remap[code] == u32::MAX {
                         remap[code] = used.len() as u32;

@@ -14,7 +14,7 @@ use ahash::{HashMap, HashMapExt, HashSet, HashSetExt, RandomState};
 use super::chunk::{SharedTimestamps, TimestampInterner};
 use super::config::StorageConfig;
 use super::index::LabelIndex;
-use super::series::{SealContext, Series, SeriesImage};
+use super::series::{SealContext, Series, SeriesImage, TagSpan};
 use crate::model::{
     Error, FieldKind, NameKind, Result, SeriesWrite, TagSet, error::SeriesDisplay, validate_name,
 };
@@ -67,6 +67,9 @@ pub(crate) struct TableInner {
     /// which keeps a slot at 4 bytes plus a control byte.
     lookup: hashbrown::HashTable<u32>,
     pub(crate) series: Vec<Series>,
+    /// Every series' `(tag key number, value code)` pairs, back to back; a series
+    /// knows its [`TagSpan`]. Never more than `u32::MAX` pairs.
+    tag_pairs: Vec<(u32, u32)>,
     pub(crate) index: LabelIndex,
     interner: TimestampInterner,
     /// Sum of `Series::bytes` over all series.
@@ -113,6 +116,8 @@ pub(crate) struct TablePlan<'b> {
     new_keys: Vec<&'b str>,
     new_fields: Vec<(&'b str, FieldKind)>,
     new_series: Vec<&'b TagSet>,
+    /// Tag pairs of `new_series`, for the tag arena's limit.
+    new_tag_pairs: usize,
     /// Tag-set hash of each of `new_series`.
     new_series_hashes: Vec<u64>,
     new_series_lookup: HashMap<u64, Vec<usize>>,
@@ -136,6 +141,7 @@ struct Mark {
     keys: usize,
     fields: usize,
     series: usize,
+    tag_pairs: usize,
     values: usize,
     field_sets: usize,
     bytes: usize,
@@ -157,6 +163,7 @@ impl<'b> TablePlan<'b> {
             keys: self.new_keys.len(),
             fields: self.new_fields.len(),
             series: self.new_series.len(),
+            tag_pairs: self.new_tag_pairs,
             values: self.new_values_log.len(),
             field_sets: self.field_sets.len(),
             bytes: self.bytes,
@@ -177,6 +184,7 @@ impl<'b> TablePlan<'b> {
             }
         }
         self.new_series.truncate(mark.series);
+        self.new_tag_pairs = mark.tag_pairs;
         for pair in self.new_values_log.drain(mark.values..) {
             self.new_values.remove(&pair);
             if let Some(n) = self.new_value_counts.get_mut(pair.0) {
@@ -211,8 +219,13 @@ fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
 }
 
 impl TableInner {
+    /// The `(tag key number, value code)` pairs of `series`, sorted by key name.
+    pub(crate) fn tags_of(&self, series: &Series) -> &[(u32, u32)] {
+        self.tag_pairs.get(series.tags.range()).unwrap_or_default()
+    }
+
     fn series_has_tags(&self, id: u32, tags: &TagSet) -> bool {
-        let stored = &self.series[id as usize].tags;
+        let stored = self.tags_of(&self.series[id as usize]);
         stored.len() == tags.len()
             && stored
                 .iter()
@@ -227,6 +240,11 @@ impl TableInner {
         self.lookup
             .find(hash, |&id| self.series_has_tags(id, tags))
             .copied()
+    }
+
+    /// Heap bytes of the tag arena.
+    pub(crate) fn tag_pairs_bytes(&self) -> usize {
+        self.tag_pairs.capacity() * std::mem::size_of::<(u32, u32)>()
     }
 
     /// Heap bytes of the series lookup table.
@@ -263,6 +281,7 @@ impl TableInner {
             new_keys: Vec::new(),
             new_fields: Vec::new(),
             new_series: Vec::new(),
+            new_tag_pairs: 0,
             new_series_hashes: Vec::new(),
             new_series_lookup: HashMap::new(),
             new_values: HashSet::new(),
@@ -425,6 +444,13 @@ impl TableInner {
                 limit,
             });
         }
+        let pairs = self.tag_pairs.len() + plan.new_tag_pairs + tags.len();
+        if pairs > u32::MAX as usize {
+            return Err(Error::InvalidWrite(format!(
+                "table {table:?} cannot hold more than {} tag pairs over all series",
+                u32::MAX
+            )));
+        }
         for (key, value) in tags.pairs() {
             let known_key = self.key_numbers.contains_key(key.as_str());
             if !known_key && !plan.new_keys.contains(&key.as_str()) {
@@ -462,6 +488,7 @@ impl TableInner {
         }
         let i = plan.new_series.len();
         plan.new_series.push(tags);
+        plan.new_tag_pairs += tags.len();
         plan.new_series_hashes.push(hash);
         plan.new_series_lookup.entry(hash).or_default().push(i);
         plan.bytes += NEW_SERIES_BYTES;
@@ -511,40 +538,36 @@ impl TableInner {
     }
 
     fn create_series(&mut self, tags: &TagSet) -> u32 {
-        let codes: Box<[(u32, u32)]> = tags
-            .pairs()
-            .iter()
-            .map(|(k, v)| {
-                let key = self.key_numbers[k.as_str()];
-                (key, self.tag_values[key as usize].code_or_insert(v))
-            })
-            .collect();
-        self.add_series(Series::new(codes))
+        let start = self.tag_pairs.len();
+        for (k, v) in tags.pairs() {
+            let key = self.key_numbers[k.as_str()];
+            let code = self.tag_values[key as usize].code_or_insert(v);
+            self.tag_pairs.push((key, code));
+        }
+        self.add_series(Series::new(TagSpan::new(start, tags.len())))
     }
 
     /// Gives `series` the next id and enters it in the index and the lookup map; its
-    /// tag codes must be valid in this table's dictionaries.
+    /// tags must be in the arena, with codes valid in this table's dictionaries.
     fn add_series(&mut self, series: Series) -> u32 {
         let id = self.series.len() as u32;
-        let pairs: Vec<(&str, &str)> = series
-            .tags
+        let (keys, values) = (&self.tag_keys, &self.tag_values);
+        let pairs: Vec<(&str, &str)> = self
+            .tag_pairs
+            .get(series.tags.range())
+            .unwrap_or_default()
             .iter()
-            .map(|&(k, c)| {
-                (
-                    &*self.tag_keys[k as usize],
-                    &*self.tag_values[k as usize].values[c as usize],
-                )
-            })
+            .map(|&(k, c)| (&*keys[k as usize], &*values[k as usize].values[c as usize]))
             .collect();
         // The table hands out each id once and tag sets have unique keys, so the
         // index cannot refuse this; if it ever did, the series would only be missing
         // from matcher results, never lose data.
         let _ = self.index.insert(id, &pairs);
         let hash = hash_pairs(pairs.into_iter());
-        let (all, keys, values) = (&self.series, &self.tag_keys, &self.tag_values);
+        let (all, arena) = (&self.series, &self.tag_pairs);
         self.lookup.insert_unique(hash, id, |&other| {
             // Only ids already in the table are in the lookup.
-            series_hash(&all[other as usize], keys, values)
+            series_hash(&all[other as usize], arena, keys, values)
         });
         self.series_bytes += series.bytes();
         note_newest(&mut self.newest, series.newest);
@@ -560,7 +583,11 @@ impl TableInner {
             fields: self.fields.clone(),
             tag_keys: self.tag_keys.clone(),
             tag_values: self.tag_values.iter().map(|d| d.values.clone()).collect(),
-            series: self.series.iter().map(Series::image).collect(),
+            series: self
+                .series
+                .iter()
+                .map(|s| s.image(self.tags_of(s)))
+                .collect(),
         }
     }
 
@@ -608,7 +635,13 @@ impl TableInner {
                     return Err(bad(format!("series refers to unknown tag {k}:{c}")));
                 }
             }
-            let series = Series::restore(series, inner.fields.len()).map_err(bad)?;
+            let start = inner.tag_pairs.len();
+            if start + series.tags.len() > u32::MAX as usize {
+                return Err(bad("more tag pairs than a table holds".into()));
+            }
+            inner.tag_pairs.extend_from_slice(&series.tags);
+            let tags = TagSpan::new(start, series.tags.len());
+            let series = Series::restore(series, inner.fields.len(), tags).map_err(bad)?;
             inner.add_series(series);
         }
         // What the memory limit would have counted had the rows been written.
@@ -649,11 +682,16 @@ impl TableInner {
     }
 }
 
-/// [`hash_tags`] of a stored series, from its codes.
-fn series_hash(series: &Series, keys: &[Arc<str>], values: &[ValueDict]) -> u64 {
+/// [`hash_tags`] of a stored series, from its codes in the tag arena.
+fn series_hash(
+    series: &Series,
+    arena: &[(u32, u32)],
+    keys: &[Arc<str>],
+    values: &[ValueDict],
+) -> u64 {
+    let pairs = arena.get(series.tags.range()).unwrap_or_default();
     hash_pairs(
-        series
-            .tags
+        pairs
             .iter()
             .map(|&(k, c)| (&*keys[k as usize], &*values[k as usize].values[c as usize])),
     )
