@@ -233,14 +233,15 @@ impl Head {
 /// any number of fields. It starts empty and doubles from one row; a one-sample
 /// series holds 16 bytes. Null values store `0.0`, with `valid` saying which slots
 /// hold a value (same layout as the value slots, without the times); `valid` is
-/// absent while every row has every field.
+/// absent while every row has every field. 32 bytes inline.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OpenHead {
     buf: Box<[u64]>,
     len: u32,
     /// Field columns; the table has at most `u16::MAX` fields.
     columns: u16,
-    valid: Option<Box<[bool]>>,
+    /// Boxed twice so that the common case costs one pointer, not two words.
+    valid: Option<Box<Box<[bool]>>>,
 }
 
 impl OpenHead {
@@ -262,7 +263,7 @@ impl OpenHead {
             let valid: Vec<bool> = (0..columns)
                 .flat_map(|c| (0..rows).map(move |i| head.columns[c].is_valid(i)))
                 .collect();
-            open.valid = Some(valid.into_boxed_slice());
+            open.valid = Some(Box::new(valid.into_boxed_slice()));
         }
         open.buf = buf.into_boxed_slice();
         open.len = rows as u32;
@@ -345,7 +346,10 @@ impl OpenHead {
 
     /// Heap bytes held, by capacity and allocator rounding, for memory accounting.
     pub(crate) fn bytes(&self) -> usize {
-        malloc_bytes(self.buf.len() * 8) + malloc_bytes(self.valid.as_ref().map_or(0, |v| v.len()))
+        malloc_bytes(self.buf.len() * 8)
+            + self.valid.as_ref().map_or(0, |v| {
+                malloc_bytes(std::mem::size_of::<Box<[bool]>>()) + malloc_bytes(v.len())
+            })
     }
 
     /// Moves the rows into a buffer of `cap` rows and `columns` columns (at least the
@@ -367,7 +371,7 @@ impl OpenHead {
                     None => to.fill(true),
                 }
             }
-            self.valid = Some(valid.into_boxed_slice());
+            self.valid = Some(Box::new(valid.into_boxed_slice()));
         }
         self.buf = buf.into_boxed_slice();
         self.columns = columns as u16;
@@ -428,7 +432,7 @@ impl OpenHead {
                 .copy_within(base + pos..base + rows, base + pos + 1);
             self.buf[base + pos] = value.unwrap_or(0.0).to_bits();
             if value.is_none() && self.valid.is_none() {
-                self.valid = Some(vec![true; columns * cap].into_boxed_slice());
+                self.valid = Some(Box::new(vec![true; columns * cap].into_boxed_slice()));
             }
             if let Some(valid) = &mut self.valid {
                 let base = c * cap;

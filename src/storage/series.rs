@@ -59,6 +59,129 @@ impl TagSpan {
     }
 }
 
+/// A series' sealed chunks, sorted and disjoint. A single chunk sits inline, so a
+/// series sealed once needs no list allocation; more are an exactly sized boxed
+/// slice, which changes once per seal. 16 bytes either way (the boxed slice's
+/// pointer is never null, which tells the two apart).
+#[derive(Debug, Clone)]
+pub(crate) enum ChunkList {
+    One(Arc<Chunk>),
+    Many(Box<[Arc<Chunk>]>),
+}
+
+impl Default for ChunkList {
+    fn default() -> ChunkList {
+        ChunkList::Many(Box::default())
+    }
+}
+
+impl std::ops::Deref for ChunkList {
+    type Target = [Arc<Chunk>];
+
+    fn deref(&self) -> &[Arc<Chunk>] {
+        match self {
+            ChunkList::One(c) => std::slice::from_ref(c),
+            ChunkList::Many(cs) => cs,
+        }
+    }
+}
+
+impl std::ops::DerefMut for ChunkList {
+    fn deref_mut(&mut self) -> &mut [Arc<Chunk>] {
+        match self {
+            ChunkList::One(c) => std::slice::from_mut(c),
+            ChunkList::Many(cs) => cs,
+        }
+    }
+}
+
+impl From<Vec<Arc<Chunk>>> for ChunkList {
+    fn from(mut chunks: Vec<Arc<Chunk>>) -> ChunkList {
+        if chunks.len() == 1
+            && let Some(only) = chunks.pop()
+        {
+            return ChunkList::One(only);
+        }
+        ChunkList::Many(chunks.into_boxed_slice())
+    }
+}
+
+impl ChunkList {
+    fn into_vec(self) -> Vec<Arc<Chunk>> {
+        match self {
+            ChunkList::One(c) => vec![c],
+            ChunkList::Many(cs) => cs.into_vec(),
+        }
+    }
+
+    /// Heap bytes of the list itself (not of the chunks).
+    fn heap_bytes(&self) -> usize {
+        match self {
+            ChunkList::One(_) => 0,
+            ChunkList::Many(cs) => malloc_bytes(std::mem::size_of_val::<[Arc<Chunk>]>(cs)),
+        }
+    }
+}
+
+/// The last row of the last sealed chunk. One field sits inline (every Prometheus
+/// series has one); wider rows are boxed. 16 bytes, with the `Option` around it.
+#[derive(Debug, Clone)]
+enum LastRow {
+    Null,
+    Value(u64),
+    Many(Box<Row>),
+}
+
+impl LastRow {
+    fn new(row: Row) -> LastRow {
+        match *row {
+            [None] => LastRow::Null,
+            [Some(v)] => LastRow::Value(v.to_bits()),
+            _ => LastRow::Many(Box::new(row)),
+        }
+    }
+
+    /// The value of field `f`, `None` when null or beyond the row.
+    fn get(&self, f: usize) -> Option<f64> {
+        match self {
+            LastRow::Null => None,
+            LastRow::Value(bits) => (f == 0).then(|| f64::from_bits(*bits)),
+            LastRow::Many(row) => row.get(f).copied().flatten(),
+        }
+    }
+
+    /// Sets field `f`; a field beyond the row is ignored, as it always was.
+    fn set(&mut self, f: usize, v: f64) {
+        match self {
+            LastRow::Null | LastRow::Value(_) if f == 0 => *self = LastRow::Value(v.to_bits()),
+            LastRow::Null | LastRow::Value(_) => {}
+            LastRow::Many(row) => {
+                if let Some(slot) = row.get_mut(f) {
+                    *slot = Some(v);
+                }
+            }
+        }
+    }
+
+    fn to_row(&self) -> Row {
+        match self {
+            LastRow::Null => Box::new([None]),
+            LastRow::Value(bits) => Box::new([Some(f64::from_bits(*bits))]),
+            LastRow::Many(row) => (**row).clone(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            LastRow::Null | LastRow::Value(_) => 0,
+            LastRow::Many(row) => {
+                malloc_bytes(std::mem::size_of::<Row>())
+                    + malloc_bytes(std::mem::size_of_val::<[Option<f64>]>(row))
+            }
+        }
+    }
+}
+
 /// One series. Kept small: a table holds millions of them, each with a handful of
 /// rows in its head, so every field here costs megabytes.
 #[derive(Debug)]
@@ -68,12 +191,11 @@ pub(crate) struct Series {
     pub(crate) tags: TagSpan,
     pub(crate) head: OpenHead,
     pub(crate) ooo: Option<Box<Head>>,
-    /// Sorted and disjoint. A boxed slice of exact length: it changes once per seal.
-    pub(crate) chunks: Box<[Arc<Chunk>]>,
+    pub(crate) chunks: ChunkList,
     /// Newest timestamp ever written, `i64::MIN` before the first row.
     pub(crate) newest: i64,
     /// The last row of the last sealed chunk, for `latest` while the head is empty.
-    sealed_last: Option<Row>,
+    sealed_last: Option<LastRow>,
     pub(crate) chunk_bytes: usize,
 }
 
@@ -83,7 +205,7 @@ impl Series {
             tags,
             head: OpenHead::default(),
             ooo: None,
-            chunks: Box::default(),
+            chunks: ChunkList::default(),
             newest: i64::MIN,
             sealed_last: None,
             chunk_bytes: 0,
@@ -100,7 +222,7 @@ impl Series {
     fn edit_chunks<T>(&mut self, edit: impl FnOnce(&mut Vec<Arc<Chunk>>) -> T) -> T {
         let mut chunks = std::mem::take(&mut self.chunks).into_vec();
         let out = edit(&mut chunks);
-        self.chunks = chunks.into_boxed_slice();
+        self.chunks = chunks.into();
         out
     }
 
@@ -112,7 +234,7 @@ impl Series {
             head: self.head.to_head(),
             ooo: self.ooo.as_deref().cloned(),
             newest: self.newest,
-            sealed_last: self.sealed_last.clone(),
+            sealed_last: self.sealed_last.as_ref().map(LastRow::to_row),
             rows: self.rows(),
         }
     }
@@ -163,12 +285,12 @@ impl Series {
         }
         Ok(Series {
             tags,
-            chunk_bytes: image.chunks.iter().map(|c| c.encoded_bytes()).sum(),
-            chunks: image.chunks.into_boxed_slice(),
+            chunk_bytes: image.chunks.iter().map(|c| c.memory_bytes()).sum(),
+            chunks: image.chunks.into(),
             head: OpenHead::from_head(&image.head),
             ooo: image.ooo.filter(|h| !h.is_empty()).map(Box::new),
             newest: image.newest,
-            sealed_last: image.sealed_last,
+            sealed_last: image.sealed_last.map(LastRow::new),
         })
     }
 
@@ -189,10 +311,7 @@ impl Series {
 
     /// Heap bytes of the chunk list and the sealed last row.
     pub(crate) fn list_bytes(&self) -> usize {
-        malloc_bytes(std::mem::size_of_val::<[Arc<Chunk>]>(&self.chunks))
-            + self.sealed_last.as_ref().map_or(0, |r| {
-                malloc_bytes(std::mem::size_of_val::<[Option<f64>]>(r))
-            })
+        self.chunks.heap_bytes() + self.sealed_last.as_ref().map_or(0, LastRow::heap_bytes)
     }
 
     /// An upper bound of the bytes that writing `rows` rows of `fields` fields adds,
@@ -242,9 +361,7 @@ impl Series {
             && let Some(last) = &mut self.sealed_last
         {
             for (&f, &v) in fields.iter().zip(values) {
-                if let Some(slot) = last.get_mut(f as usize) {
-                    *slot = Some(v);
-                }
+                last.set(f as usize, v);
             }
         }
         let ooo = self.ooo.get_or_insert_with(Default::default);
@@ -260,7 +377,7 @@ impl Series {
             let head = self.head.take();
             let (chunk, bytes) = Chunk::seal(&head, ctx.interner);
             self.chunk_bytes += bytes;
-            self.sealed_last = last_row(&head);
+            self.sealed_last = last_row(&head).map(LastRow::new);
             self.edit_chunks(|chunks| chunks.push(Arc::new(chunk)));
         }
         if self.ooo.is_some() {
@@ -304,7 +421,7 @@ impl Series {
         let removed: usize = self.edit_chunks(|chunks| {
             chunks
                 .splice(lo..hi, replacement)
-                .map(|old| old.encoded_bytes())
+                .map(|old| old.memory_bytes())
                 .sum()
         });
         self.chunk_bytes = self.chunk_bytes.saturating_sub(removed);
@@ -320,7 +437,7 @@ impl Series {
             let removed: usize = self.edit_chunks(|chunks| {
                 chunks
                     .drain(..keep_from)
-                    .map(|old| old.encoded_bytes())
+                    .map(|old| old.memory_bytes())
                     .sum()
             });
             self.chunk_bytes = self.chunk_bytes.saturating_sub(removed);
@@ -334,7 +451,7 @@ impl Series {
             match first.to_head() {
                 Ok(head) => {
                     let kept = head.slice(cutoff, i64::MAX);
-                    self.chunk_bytes = self.chunk_bytes.saturating_sub(first.encoded_bytes());
+                    self.chunk_bytes = self.chunk_bytes.saturating_sub(first.memory_bytes());
                     if kept.is_empty() {
                         self.edit_chunks(|chunks| chunks.remove(0));
                     } else {
@@ -383,9 +500,7 @@ impl Series {
         if !self.head.is_empty() {
             return Some(self.head.value(f, self.head.len() - 1));
         }
-        self.sealed_last
-            .as_ref()
-            .map(|row| row.get(f).copied().flatten())
+        self.sealed_last.as_ref().map(|row| row.get(f))
     }
 
     /// The newest row, without decoding anything.
@@ -393,11 +508,60 @@ impl Series {
         if let Some(row) = self.head.last_row() {
             return Some((self.newest, row));
         }
-        self.sealed_last.clone().map(|row| (self.newest, row))
+        self.sealed_last
+            .as_ref()
+            .map(|row| (self.newest, row.to_row()))
     }
 }
 
 fn last_row(head: &Head) -> Option<Row> {
     let i = head.len().checked_sub(1)?;
     Some((0..head.columns.len()).map(|f| head.value(f, i)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_series_parts_stay_small() {
+        // A table holds millions of these: each 8 bytes is 8 MB per million series.
+        assert_eq!(std::mem::size_of::<ChunkList>(), 16);
+        assert_eq!(std::mem::size_of::<Option<LastRow>>(), 16);
+        assert_eq!(std::mem::size_of::<OpenHead>(), 32);
+        assert!(
+            std::mem::size_of::<Series>() <= 96,
+            "{}",
+            std::mem::size_of::<Series>()
+        );
+    }
+
+    #[test]
+    fn last_row_keeps_one_field_inline() {
+        let mut one = LastRow::new(Box::new([Some(1.5)]));
+        assert!(matches!(one, LastRow::Value(_)));
+        assert_eq!((one.get(0), one.get(1)), (Some(1.5), None));
+        one.set(1, 9.0);
+        one.set(0, -0.0);
+        assert_eq!(one.to_row()[..], [Some(-0.0)]);
+        assert_eq!(one.heap_bytes(), 0);
+
+        let mut null = LastRow::new(Box::new([None]));
+        assert_eq!(null.get(0), None);
+        null.set(0, 2.0);
+        assert_eq!(null.get(0), Some(2.0));
+
+        let stale = f64::from_bits(crate::model::STALE_NAN_BITS);
+        let mut wide = LastRow::new(Box::new([None, Some(stale)]));
+        assert!(matches!(wide, LastRow::Many(_)));
+        assert_eq!(wide.get(1).map(f64::to_bits), Some(stale.to_bits()));
+        wide.set(0, 3.0);
+        wide.set(5, 4.0);
+        assert_eq!(wide.to_row().len(), 2);
+        assert_eq!(wide.get(0), Some(3.0));
+        assert!(wide.heap_bytes() > 0);
+
+        let empty = LastRow::new(Box::new([]));
+        assert_eq!((empty.get(0), empty.to_row().len()), (None, 0));
+    }
 }

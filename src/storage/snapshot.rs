@@ -228,7 +228,7 @@ impl TableInner {
                 continue;
             };
             let mut any = false;
-            for chunk in &s.chunks {
+            for chunk in s.chunks.iter() {
                 if !range.overlaps(chunk.min_time(), chunk.max_time()) {
                     c.chunks_pruned_by_time += 1;
                 } else if filter.is_some_and(|f| !f(chunk)) {

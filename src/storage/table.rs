@@ -94,9 +94,14 @@ pub(crate) struct TableImage {
     pub(crate) series: Vec<SeriesImage>,
 }
 
-/// Bytes assumed for a new series before its first sample (struct, lookup entry,
-/// index postings), for the memory limit check.
-const NEW_SERIES_BYTES: usize = 256;
+/// Bytes assumed for a new series before its first sample, for the memory limit
+/// check: its struct, two lookup slots (4 bytes and a control byte each, at the
+/// table's lowest load) and index postings with room to spare. Its tag pairs are
+/// added per tag ([`TAG_PAIR_BYTES`]).
+const NEW_SERIES_BYTES: usize = std::mem::size_of::<Series>() + 16 + 64;
+
+/// Bytes of one tag pair in the table's arena.
+const TAG_PAIR_BYTES: usize = std::mem::size_of::<(u32, u32)>();
 
 /// Where an item's rows go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -244,7 +249,7 @@ impl TableInner {
 
     /// Heap bytes of the tag arena.
     pub(crate) fn tag_pairs_bytes(&self) -> usize {
-        self.tag_pairs.capacity() * std::mem::size_of::<(u32, u32)>()
+        self.tag_pairs.capacity() * TAG_PAIR_BYTES
     }
 
     /// Heap bytes of the series lookup table.
@@ -491,8 +496,9 @@ impl TableInner {
         plan.new_tag_pairs += tags.len();
         plan.new_series_hashes.push(hash);
         plan.new_series_lookup.entry(hash).or_default().push(i);
-        plan.bytes += NEW_SERIES_BYTES;
-        plan.fixed += NEW_SERIES_BYTES;
+        let bytes = NEW_SERIES_BYTES + tags.len() * TAG_PAIR_BYTES;
+        plan.bytes += bytes;
+        plan.fixed += bytes;
         Ok(Target::New(i))
     }
 
@@ -647,6 +653,7 @@ impl TableInner {
         // What the memory limit would have counted had the rows been written.
         let bytes = inner.series_bytes
             + inner.series.len() * NEW_SERIES_BYTES
+            + inner.tag_pairs.len() * TAG_PAIR_BYTES
             + inner.tag_values.iter().map(ValueDict::bytes).sum::<usize>();
         Ok((inner, bytes))
     }
