@@ -245,9 +245,11 @@ impl Chunk {
 
     /// Bytes the chunk holds as the allocator counts them: its `Arc` allocation (two
     /// counts and the header), the column list when there are several, each column's
-    /// block, and the timestamp block, which chunks with identical times share.
+    /// block, and its share of the timestamp block, which chunks with identical
+    /// times share: the block's bytes over its holders (chunks, and the interner's
+    /// recent slots), so that the shares of a block add up to about the block once.
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.header_bytes() + self.times.len()
+        self.header_bytes() + self.times.len() / Arc::strong_count(&self.times)
     }
 
     /// [`Chunk::memory_bytes`] without the timestamp block.

@@ -19,6 +19,27 @@ use super::stats::malloc_bytes;
 pub(crate) struct SealContext<'a> {
     pub(crate) config: &'a StorageConfig,
     pub(crate) interner: &'a mut TimestampInterner,
+    /// Bytes of chunks added minus bytes of chunks dropped, for the table's memory
+    /// accounting: series do not keep a count of their own (8 bytes a series).
+    pub(crate) chunk_delta: isize,
+}
+
+impl<'a> SealContext<'a> {
+    pub(crate) fn new(config: &'a StorageConfig, interner: &'a mut TimestampInterner) -> Self {
+        SealContext {
+            config,
+            interner,
+            chunk_delta: 0,
+        }
+    }
+
+    fn added(&mut self, bytes: usize) {
+        self.chunk_delta = self.chunk_delta.saturating_add_unsigned(bytes);
+    }
+
+    fn dropped(&mut self, bytes: usize) {
+        self.chunk_delta = self.chunk_delta.saturating_sub_unsigned(bytes);
+    }
 }
 
 /// The newest row of a series, kept so that "latest" needs no decoding.
@@ -196,7 +217,6 @@ pub(crate) struct Series {
     pub(crate) newest: i64,
     /// The last row of the last sealed chunk, for `latest` while the head is empty.
     sealed_last: Option<LastRow>,
-    pub(crate) chunk_bytes: usize,
 }
 
 impl Series {
@@ -208,7 +228,6 @@ impl Series {
             chunks: ChunkList::default(),
             newest: i64::MIN,
             sealed_last: None,
-            chunk_bytes: 0,
         }
     }
 
@@ -285,7 +304,6 @@ impl Series {
         }
         Ok(Series {
             tags,
-            chunk_bytes: image.chunks.iter().map(|c| c.memory_bytes()).sum(),
             chunks: image.chunks.into(),
             head: OpenHead::from_head(&image.head),
             ooo: image.ooo.filter(|h| !h.is_empty()).map(Box::new),
@@ -294,10 +312,16 @@ impl Series {
         })
     }
 
-    /// Heap bytes held by this series beyond its struct: heads, chunks, the chunk
-    /// list and the sealed last row.
+    /// Heap bytes held by this series beyond its struct, chunks aside (the table
+    /// counts those through [`SealContext::chunk_delta`]): heads, the chunk list and
+    /// the sealed last row.
     pub(crate) fn bytes(&self) -> usize {
-        self.head_bytes() + self.list_bytes() + self.chunk_bytes
+        self.head_bytes() + self.list_bytes()
+    }
+
+    /// Bytes of the chunks (see [`Chunk::memory_bytes`]).
+    pub(crate) fn chunk_bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.memory_bytes()).sum()
     }
 
     /// Heap bytes of the head and the out-of-order head.
@@ -376,7 +400,7 @@ impl Series {
         if !self.head.is_empty() {
             let head = self.head.take();
             let (chunk, bytes) = Chunk::seal(&head, ctx.interner);
-            self.chunk_bytes += bytes;
+            ctx.added(bytes);
             self.sealed_last = last_row(&head).map(LastRow::new);
             self.edit_chunks(|chunks| chunks.push(Arc::new(chunk)));
         }
@@ -415,7 +439,7 @@ impl Series {
         let mut replacement = Vec::new();
         for part in merged.split(ctx.config.chunk_size) {
             let (chunk, bytes) = Chunk::seal(&part, ctx.interner);
-            self.chunk_bytes += bytes;
+            ctx.added(bytes);
             replacement.push(Arc::new(chunk));
         }
         let removed: usize = self.edit_chunks(|chunks| {
@@ -424,7 +448,7 @@ impl Series {
                 .map(|old| old.memory_bytes())
                 .sum()
         });
-        self.chunk_bytes = self.chunk_bytes.saturating_sub(removed);
+        ctx.dropped(removed);
     }
 
     /// Removes every row older than `cutoff` (moved to the cold tier). A chunk that
@@ -440,7 +464,7 @@ impl Series {
                     .map(|old| old.memory_bytes())
                     .sum()
             });
-            self.chunk_bytes = self.chunk_bytes.saturating_sub(removed);
+            ctx.dropped(removed);
         }
         if let Some(first) = self
             .chunks
@@ -451,12 +475,12 @@ impl Series {
             match first.to_head() {
                 Ok(head) => {
                     let kept = head.slice(cutoff, i64::MAX);
-                    self.chunk_bytes = self.chunk_bytes.saturating_sub(first.memory_bytes());
+                    ctx.dropped(first.memory_bytes());
                     if kept.is_empty() {
                         self.edit_chunks(|chunks| chunks.remove(0));
                     } else {
                         let (chunk, bytes) = Chunk::seal(&kept, ctx.interner);
-                        self.chunk_bytes += bytes;
+                        ctx.added(bytes);
                         self.chunks[0] = Arc::new(chunk);
                     }
                 }
@@ -530,7 +554,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Option<LastRow>>(), 16);
         assert_eq!(std::mem::size_of::<OpenHead>(), 32);
         assert!(
-            std::mem::size_of::<Series>() <= 96,
+            std::mem::size_of::<Series>() <= 88,
             "{}",
             std::mem::size_of::<Series>()
         );

@@ -131,7 +131,7 @@ impl TableInner {
         for series in &self.series {
             s.rows += series.rows();
             s.chunks += series.chunks.len();
-            s.chunk_bytes += series.chunk_bytes;
+            s.chunk_bytes += series.chunk_bytes();
             s.head_bytes += series.head_bytes();
             s.dictionary_bytes += series.list_bytes();
             for chunk in series.chunks.iter() {

@@ -523,10 +523,7 @@ impl TableInner {
             self.create_series(tags);
         }
         let before = self.series_bytes;
-        let mut ctx = SealContext {
-            config,
-            interner: &mut self.interner,
-        };
+        let mut ctx = SealContext::new(config, &mut self.interner);
         for (item, planned) in &plan.items {
             let id = match planned.target {
                 Target::Existing(id) => id,
@@ -540,6 +537,7 @@ impl TableInner {
             note_newest(&mut self.newest, series.newest);
             self.series_bytes = self.series_bytes + series.bytes() - bytes;
         }
+        self.series_bytes = self.series_bytes.saturating_add_signed(ctx.chunk_delta);
         self.series_bytes as isize - before as isize
     }
 
@@ -650,6 +648,9 @@ impl TableInner {
             let series = Series::restore(series, inner.fields.len(), tags).map_err(bad)?;
             inner.add_series(series);
         }
+        // Counted once every chunk is in: shared timestamp blocks split over their
+        // holders.
+        inner.series_bytes += inner.series.iter().map(Series::chunk_bytes).sum::<usize>();
         // What the memory limit would have counted had the rows been written.
         let bytes = inner.series_bytes
             + inner.series.len() * NEW_SERIES_BYTES
@@ -662,30 +663,26 @@ impl TableInner {
     /// there. Returns the change in bytes held by series.
     pub(crate) fn drop_before(&mut self, cutoff: i64, config: &StorageConfig) -> isize {
         self.tiered_until = Some(self.tiered_until.map_or(cutoff, |t| t.max(cutoff)));
-        let mut ctx = SealContext {
-            config,
-            interner: &mut self.interner,
-        };
+        let mut ctx = SealContext::new(config, &mut self.interner);
         let before = self.series_bytes;
         for series in &mut self.series {
             let bytes = series.bytes();
             series.drop_before(cutoff, &mut ctx);
             self.series_bytes = self.series_bytes + series.bytes() - bytes;
         }
+        self.series_bytes = self.series_bytes.saturating_add_signed(ctx.chunk_delta);
         self.series_bytes as isize - before as isize
     }
 
     /// Seals every non-empty head (for snapshots and tiering).
     pub(crate) fn seal_all(&mut self, config: &StorageConfig) {
-        let mut ctx = SealContext {
-            config,
-            interner: &mut self.interner,
-        };
+        let mut ctx = SealContext::new(config, &mut self.interner);
         for series in &mut self.series {
             let bytes = series.bytes();
             series.seal(&mut ctx);
             self.series_bytes = self.series_bytes + series.bytes() - bytes;
         }
+        self.series_bytes = self.series_bytes.saturating_add_signed(ctx.chunk_delta);
     }
 }
 
