@@ -46,7 +46,7 @@ impl Storage {
         } else {
             let mut used = vec![false; inner.tag_keys.len()];
             for id in inner.matching(matchers, range) {
-                for &(k, _) in inner.tags_of(&inner.series[id as usize]) {
+                for (k, _) in inner.tags_of(&inner.series[id as usize]) {
                     used[k as usize] = true;
                 }
             }
@@ -109,7 +109,6 @@ impl Storage {
                 .filter_map(|id| {
                     inner
                         .tags_of(&inner.series[id as usize])
-                        .iter()
                         .find(|t| t.0 as usize == k)
                         .map(|t| t.1)
                 })
@@ -143,8 +142,7 @@ impl Storage {
             .map(|id| {
                 inner
                     .tags_of(&inner.series[id as usize])
-                    .iter()
-                    .map(|&(k, c)| {
+                    .map(|(k, c)| {
                         (
                             inner.tag_keys[k as usize].to_string(),
                             inner.tag_values[k as usize].values[c as usize].to_string(),

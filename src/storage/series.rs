@@ -14,6 +14,7 @@ use super::chunk::{Chunk, TimestampInterner};
 use super::config::StorageConfig;
 use super::head::{Head, OpenHead};
 use super::stats::malloc_bytes;
+use super::tags::TagSpan;
 
 /// What sealing needs from the table.
 pub(crate) struct SealContext<'a> {
@@ -55,29 +56,6 @@ pub(crate) struct SeriesImage {
     pub(crate) newest: i64,
     pub(crate) sealed_last: Option<Row>,
     pub(crate) rows: u64,
-}
-
-/// Where a series' `(tag key number, value code)` pairs sit in its table's tag arena
-/// (`TableInner::tag_pairs`): one shared vector instead of an allocation per series.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct TagSpan {
-    start: u32,
-    len: u32,
-}
-
-impl TagSpan {
-    /// The span of `len` pairs from `start`; the table keeps its arena under
-    /// `u32::MAX` pairs (see `TableInner::plan_series`).
-    pub(crate) fn new(start: usize, len: usize) -> TagSpan {
-        TagSpan {
-            start: u32::try_from(start).unwrap_or(u32::MAX),
-            len: u32::try_from(len).unwrap_or(0),
-        }
-    }
-
-    pub(crate) fn range(self) -> std::ops::Range<usize> {
-        self.start as usize..self.start as usize + self.len as usize
-    }
 }
 
 /// A series' sealed chunks, sorted and disjoint. A single chunk sits inline, so a
@@ -207,8 +185,7 @@ impl LastRow {
 /// rows in its head, so every field here costs megabytes.
 #[derive(Debug)]
 pub(crate) struct Series {
-    /// `(tag key number, value code)` pairs, sorted by key name like
-    /// [`crate::model::TagSet`], in the table's tag arena.
+    /// The series' tags in the table's tag arena ([`super::tags`]).
     pub(crate) tags: TagSpan,
     pub(crate) head: OpenHead,
     pub(crate) ooo: Option<Box<Head>>,

@@ -151,7 +151,7 @@ impl TableInner {
                 continue;
             }
             let mut tags = vec![None; tag_count];
-            for &(k, c) in self.tags_of(s) {
+            for (k, c) in self.tags_of(s) {
                 tags[k as usize] = Some(self.tag_values[k as usize].values[c as usize].clone());
             }
             series.push(SeriesSnapshot {
@@ -252,12 +252,7 @@ impl TableInner {
             } else if c.unique {
                 let key: Vec<Option<u32>> = keys
                     .iter()
-                    .map(|&k| {
-                        self.tags_of(s)
-                            .iter()
-                            .find(|t| t.0 as usize == k)
-                            .map(|t| t.1)
-                    })
+                    .map(|&k| self.tags_of(s).find(|t| t.0 as usize == k).map(|t| t.1))
                     .collect();
                 c.unique = seen.insert(key, ()).is_none();
             }
@@ -319,8 +314,8 @@ impl TableInner {
             let keys: Int32Array = rows
                 .iter()
                 .map(|(i, _)| {
-                    let tags = self.tags_of(&self.series[*i]);
-                    let code = tags.iter().find(|t| t.0 as usize == k)?.1 as usize;
+                    let mut tags = self.tags_of(&self.series[*i]);
+                    let code = tags.find(|t| t.0 as usize == k)?.1 as usize;
                     if remap[code] == u32::MAX {
                         remap[code] = used.len() as u32;
                         used.push(&dict.values[code]);

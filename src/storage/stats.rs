@@ -125,7 +125,7 @@ impl TableInner {
         // Per-series structs and tag pairs sit in two table-wide vectors; count their
         // capacity, growth slack included.
         s.dictionary_bytes = self.series.capacity() * std::mem::size_of::<Series>()
-            + self.tag_pairs_bytes()
+            + self.tag_arena_bytes()
             + self.lookup_bytes()
             + self.tag_values.iter().map(|d| d.bytes()).sum::<usize>();
         for series in &self.series {

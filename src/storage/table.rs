@@ -14,7 +14,8 @@ use ahash::{HashMap, HashMapExt, HashSet, HashSetExt, RandomState};
 use super::chunk::{SharedTimestamps, TimestampInterner};
 use super::config::StorageConfig;
 use super::index::LabelIndex;
-use super::series::{SealContext, Series, SeriesImage, TagSpan};
+use super::series::{SealContext, Series, SeriesImage};
+use super::tags::{TagArena, TagPairs};
 use crate::model::{
     Error, FieldKind, NameKind, Result, SeriesWrite, TagSet, error::SeriesDisplay, validate_name,
 };
@@ -67,9 +68,8 @@ pub(crate) struct TableInner {
     /// which keeps a slot at 4 bytes plus a control byte.
     lookup: hashbrown::HashTable<u32>,
     pub(crate) series: Vec<Series>,
-    /// Every series' `(tag key number, value code)` pairs, back to back; a series
-    /// knows its [`TagSpan`]. Never more than `u32::MAX` pairs.
-    tag_pairs: Vec<(u32, u32)>,
+    /// Every series' tags; never more than `u32::MAX` codes.
+    tags: TagArena,
     pub(crate) index: LabelIndex,
     interner: TimestampInterner,
     /// Sum of `Series::bytes` over all series.
@@ -97,11 +97,11 @@ pub(crate) struct TableImage {
 /// Bytes assumed for a new series before its first sample, for the memory limit
 /// check: its struct, two lookup slots (4 bytes and a control byte each, at the
 /// table's lowest load) and index postings with room to spare. Its tag pairs are
-/// added per tag ([`TAG_PAIR_BYTES`]).
+/// added per tag ([`TAG_CODE_BYTES`]).
 const NEW_SERIES_BYTES: usize = std::mem::size_of::<Series>() + 16 + 64;
 
-/// Bytes of one tag pair in the table's arena.
-const TAG_PAIR_BYTES: usize = std::mem::size_of::<(u32, u32)>();
+/// Bytes of one tag value code in the table's arena.
+const TAG_CODE_BYTES: usize = std::mem::size_of::<u32>();
 
 /// Where an item's rows go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -225,20 +225,17 @@ fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
 
 impl TableInner {
     /// The `(tag key number, value code)` pairs of `series`, sorted by key name.
-    pub(crate) fn tags_of(&self, series: &Series) -> &[(u32, u32)] {
-        self.tag_pairs.get(series.tags.range()).unwrap_or_default()
+    pub(crate) fn tags_of(&self, series: &Series) -> TagPairs<'_> {
+        self.tags.get(series.tags)
     }
 
     fn series_has_tags(&self, id: u32, tags: &TagSet) -> bool {
         let stored = self.tags_of(&self.series[id as usize]);
         stored.len() == tags.len()
-            && stored
-                .iter()
-                .zip(tags.pairs())
-                .all(|(&(k, c), (key, value))| {
-                    *self.tag_keys[k as usize] == **key
-                        && *self.tag_values[k as usize].values[c as usize] == **value
-                })
+            && stored.zip(tags.pairs()).all(|((k, c), (key, value))| {
+                *self.tag_keys[k as usize] == **key
+                    && *self.tag_values[k as usize].values[c as usize] == **value
+            })
     }
 
     fn find_series(&self, hash: u64, tags: &TagSet) -> Option<u32> {
@@ -248,8 +245,8 @@ impl TableInner {
     }
 
     /// Heap bytes of the tag arena.
-    pub(crate) fn tag_pairs_bytes(&self) -> usize {
-        self.tag_pairs.capacity() * TAG_PAIR_BYTES
+    pub(crate) fn tag_arena_bytes(&self) -> usize {
+        self.tags.bytes()
     }
 
     /// Heap bytes of the series lookup table.
@@ -449,10 +446,10 @@ impl TableInner {
                 limit,
             });
         }
-        let pairs = self.tag_pairs.len() + plan.new_tag_pairs + tags.len();
-        if pairs > u32::MAX as usize {
+        let codes = self.tags.len() + plan.new_tag_pairs + tags.len();
+        if codes > u32::MAX as usize {
             return Err(Error::InvalidWrite(format!(
-                "table {table:?} cannot hold more than {} tag pairs over all series",
+                "table {table:?} cannot hold more than {} tags over all series",
                 u32::MAX
             )));
         }
@@ -496,7 +493,7 @@ impl TableInner {
         plan.new_tag_pairs += tags.len();
         plan.new_series_hashes.push(hash);
         plan.new_series_lookup.entry(hash).or_default().push(i);
-        let bytes = NEW_SERIES_BYTES + tags.len() * TAG_PAIR_BYTES;
+        let bytes = NEW_SERIES_BYTES + tags.len() * TAG_CODE_BYTES;
         plan.bytes += bytes;
         plan.fixed += bytes;
         Ok(Target::New(i))
@@ -542,13 +539,16 @@ impl TableInner {
     }
 
     fn create_series(&mut self, tags: &TagSet) -> u32 {
-        let start = self.tag_pairs.len();
-        for (k, v) in tags.pairs() {
-            let key = self.key_numbers[k.as_str()];
-            let code = self.tag_values[key as usize].code_or_insert(v);
-            self.tag_pairs.push((key, code));
-        }
-        self.add_series(Series::new(TagSpan::new(start, tags.len())))
+        let pairs: Vec<(u32, u32)> = tags
+            .pairs()
+            .iter()
+            .map(|(k, v)| {
+                let key = self.key_numbers[k.as_str()];
+                (key, self.tag_values[key as usize].code_or_insert(v))
+            })
+            .collect();
+        let span = self.tags.push(pairs);
+        self.add_series(Series::new(span))
     }
 
     /// Gives `series` the next id and enters it in the index and the lookup map; its
@@ -557,18 +557,16 @@ impl TableInner {
         let id = self.series.len() as u32;
         let (keys, values) = (&self.tag_keys, &self.tag_values);
         let pairs: Vec<(&str, &str)> = self
-            .tag_pairs
-            .get(series.tags.range())
-            .unwrap_or_default()
-            .iter()
-            .map(|&(k, c)| (&*keys[k as usize], &*values[k as usize].values[c as usize]))
+            .tags
+            .get(series.tags)
+            .map(|(k, c)| (&*keys[k as usize], &*values[k as usize].values[c as usize]))
             .collect();
         // The table hands out each id once and tag sets have unique keys, so the
         // index cannot refuse this; if it ever did, the series would only be missing
         // from matcher results, never lose data.
         let _ = self.index.insert(id, &pairs);
         let hash = hash_pairs(pairs.into_iter());
-        let (all, arena) = (&self.series, &self.tag_pairs);
+        let (all, arena) = (&self.series, &self.tags);
         self.lookup.insert_unique(hash, id, |&other| {
             // Only ids already in the table are in the lookup.
             series_hash(&all[other as usize], arena, keys, values)
@@ -590,7 +588,7 @@ impl TableInner {
             series: self
                 .series
                 .iter()
-                .map(|s| s.image(self.tags_of(s)))
+                .map(|s| s.image(&self.tags_of(s).collect::<Vec<_>>()))
                 .collect(),
         }
     }
@@ -639,12 +637,10 @@ impl TableInner {
                     return Err(bad(format!("series refers to unknown tag {k}:{c}")));
                 }
             }
-            let start = inner.tag_pairs.len();
-            if start + series.tags.len() > u32::MAX as usize {
-                return Err(bad("more tag pairs than a table holds".into()));
+            if inner.tags.len() + series.tags.len() > u32::MAX as usize {
+                return Err(bad("more tags than a table holds".into()));
             }
-            inner.tag_pairs.extend_from_slice(&series.tags);
-            let tags = TagSpan::new(start, series.tags.len());
+            let tags = inner.tags.push(series.tags.iter().copied());
             let series = Series::restore(series, inner.fields.len(), tags).map_err(bad)?;
             inner.add_series(series);
         }
@@ -654,7 +650,7 @@ impl TableInner {
         // What the memory limit would have counted had the rows been written.
         let bytes = inner.series_bytes
             + inner.series.len() * NEW_SERIES_BYTES
-            + inner.tag_pairs.len() * TAG_PAIR_BYTES
+            + inner.tags.len() * TAG_CODE_BYTES
             + inner.tag_values.iter().map(ValueDict::bytes).sum::<usize>();
         Ok((inner, bytes))
     }
@@ -687,17 +683,11 @@ impl TableInner {
 }
 
 /// [`hash_tags`] of a stored series, from its codes in the tag arena.
-fn series_hash(
-    series: &Series,
-    arena: &[(u32, u32)],
-    keys: &[Arc<str>],
-    values: &[ValueDict],
-) -> u64 {
-    let pairs = arena.get(series.tags.range()).unwrap_or_default();
+fn series_hash(series: &Series, arena: &TagArena, keys: &[Arc<str>], values: &[ValueDict]) -> u64 {
     hash_pairs(
-        pairs
-            .iter()
-            .map(|&(k, c)| (&*keys[k as usize], &*values[k as usize].values[c as usize])),
+        arena
+            .get(series.tags)
+            .map(|(k, c)| (&*keys[k as usize], &*values[k as usize].values[c as usize])),
     )
 }
 
