@@ -96,14 +96,10 @@ fn value_entry_bytes(value: &str) -> usize {
     (size_of::<Box<str>>() + size_of::<Postings>()) * 7 / 4 + heap_str_bytes(value)
 }
 
-/// What the allocator really spends on a short string: glibc-style 16-byte chunks with
-/// an 8-byte header and a 32-byte minimum, which dominates for typical tag values.
+/// What the allocator really spends on a short string (see
+/// [`malloc_bytes`](super::stats::malloc_bytes)), which dominates for typical tag values.
 fn heap_str_bytes(s: &str) -> usize {
-    if s.is_empty() {
-        0
-    } else {
-        (s.len() + 8).next_multiple_of(16).max(32)
-    }
+    super::stats::malloc_bytes(s.len())
 }
 
 impl KeyPostings {

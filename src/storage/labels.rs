@@ -46,7 +46,7 @@ impl Storage {
         } else {
             let mut used = vec![false; inner.tag_keys.len()];
             for id in inner.matching(matchers, range) {
-                for &(k, _) in inner.series[id as usize].tags.iter() {
+                for (k, _) in inner.tags_of(&inner.series[id as usize]) {
                     used[k as usize] = true;
                 }
             }
@@ -107,9 +107,8 @@ impl Storage {
                 .matching(matchers, range)
                 .iter()
                 .filter_map(|id| {
-                    inner.series[id as usize]
-                        .tags
-                        .iter()
+                    inner
+                        .tags_of(&inner.series[id as usize])
                         .find(|t| t.0 as usize == k)
                         .map(|t| t.1)
                 })
@@ -141,10 +140,9 @@ impl Storage {
             .matching(matchers, range)
             .iter()
             .map(|id| {
-                inner.series[id as usize]
-                    .tags
-                    .iter()
-                    .map(|&(k, c)| {
+                inner
+                    .tags_of(&inner.series[id as usize])
+                    .map(|(k, c)| {
                         (
                             inner.tag_keys[k as usize].to_string(),
                             inner.tag_values[k as usize].values[c as usize].to_string(),

@@ -26,6 +26,7 @@ mod series;
 mod snapshot;
 mod stats;
 mod table;
+mod tags;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -12,12 +12,35 @@ use std::sync::Arc;
 
 use super::chunk::{Chunk, TimestampInterner};
 use super::config::StorageConfig;
-use super::head::Head;
+use super::head::{Head, OpenHead};
+use super::stats::malloc_bytes;
+use super::tags::TagSpan;
 
 /// What sealing needs from the table.
 pub(crate) struct SealContext<'a> {
     pub(crate) config: &'a StorageConfig,
     pub(crate) interner: &'a mut TimestampInterner,
+    /// Bytes of chunks added minus bytes of chunks dropped, for the table's memory
+    /// accounting: series do not keep a count of their own (8 bytes a series).
+    pub(crate) chunk_delta: isize,
+}
+
+impl<'a> SealContext<'a> {
+    pub(crate) fn new(config: &'a StorageConfig, interner: &'a mut TimestampInterner) -> Self {
+        SealContext {
+            config,
+            interner,
+            chunk_delta: 0,
+        }
+    }
+
+    fn added(&mut self, bytes: usize) {
+        self.chunk_delta = self.chunk_delta.saturating_add_unsigned(bytes);
+    }
+
+    fn dropped(&mut self, bytes: usize) {
+        self.chunk_delta = self.chunk_delta.saturating_sub_unsigned(bytes);
+    }
 }
 
 /// The newest row of a series, kept so that "latest" needs no decoding.
@@ -35,50 +58,191 @@ pub(crate) struct SeriesImage {
     pub(crate) rows: u64,
 }
 
+/// A series' sealed chunks, sorted and disjoint. A single chunk sits inline, so a
+/// series sealed once needs no list allocation; more are an exactly sized boxed
+/// slice, which changes once per seal. 16 bytes either way (the boxed slice's
+/// pointer is never null, which tells the two apart).
+#[derive(Debug, Clone)]
+pub(crate) enum ChunkList {
+    One(Arc<Chunk>),
+    Many(Box<[Arc<Chunk>]>),
+}
+
+impl Default for ChunkList {
+    fn default() -> ChunkList {
+        ChunkList::Many(Box::default())
+    }
+}
+
+impl std::ops::Deref for ChunkList {
+    type Target = [Arc<Chunk>];
+
+    fn deref(&self) -> &[Arc<Chunk>] {
+        match self {
+            ChunkList::One(c) => std::slice::from_ref(c),
+            ChunkList::Many(cs) => cs,
+        }
+    }
+}
+
+impl std::ops::DerefMut for ChunkList {
+    fn deref_mut(&mut self) -> &mut [Arc<Chunk>] {
+        match self {
+            ChunkList::One(c) => std::slice::from_mut(c),
+            ChunkList::Many(cs) => cs,
+        }
+    }
+}
+
+impl From<Vec<Arc<Chunk>>> for ChunkList {
+    fn from(mut chunks: Vec<Arc<Chunk>>) -> ChunkList {
+        if chunks.len() == 1
+            && let Some(only) = chunks.pop()
+        {
+            return ChunkList::One(only);
+        }
+        ChunkList::Many(chunks.into_boxed_slice())
+    }
+}
+
+impl ChunkList {
+    fn into_vec(self) -> Vec<Arc<Chunk>> {
+        match self {
+            ChunkList::One(c) => vec![c],
+            ChunkList::Many(cs) => cs.into_vec(),
+        }
+    }
+
+    /// Heap bytes of the list itself (not of the chunks).
+    fn heap_bytes(&self) -> usize {
+        match self {
+            ChunkList::One(_) => 0,
+            ChunkList::Many(cs) => malloc_bytes(std::mem::size_of_val::<[Arc<Chunk>]>(cs)),
+        }
+    }
+}
+
+/// The last row of the last sealed chunk. One field sits inline (every Prometheus
+/// series has one); wider rows are boxed. 16 bytes, with the `Option` around it.
+#[derive(Debug, Clone)]
+enum LastRow {
+    Null,
+    Value(u64),
+    Many(Box<Row>),
+}
+
+impl LastRow {
+    fn new(row: Row) -> LastRow {
+        match *row {
+            [None] => LastRow::Null,
+            [Some(v)] => LastRow::Value(v.to_bits()),
+            _ => LastRow::Many(Box::new(row)),
+        }
+    }
+
+    /// The value of field `f`, `None` when null or beyond the row.
+    fn get(&self, f: usize) -> Option<f64> {
+        match self {
+            LastRow::Null => None,
+            LastRow::Value(bits) => (f == 0).then(|| f64::from_bits(*bits)),
+            LastRow::Many(row) => row.get(f).copied().flatten(),
+        }
+    }
+
+    /// Sets field `f`; a field beyond the row is ignored, as it always was.
+    fn set(&mut self, f: usize, v: f64) {
+        match self {
+            LastRow::Null | LastRow::Value(_) if f == 0 => *self = LastRow::Value(v.to_bits()),
+            LastRow::Null | LastRow::Value(_) => {}
+            LastRow::Many(row) => {
+                if let Some(slot) = row.get_mut(f) {
+                    *slot = Some(v);
+                }
+            }
+        }
+    }
+
+    fn to_row(&self) -> Row {
+        match self {
+            LastRow::Null => Box::new([None]),
+            LastRow::Value(bits) => Box::new([Some(f64::from_bits(*bits))]),
+            LastRow::Many(row) => (**row).clone(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            LastRow::Null | LastRow::Value(_) => 0,
+            LastRow::Many(row) => {
+                malloc_bytes(std::mem::size_of::<Row>())
+                    + malloc_bytes(std::mem::size_of_val::<[Option<f64>]>(row))
+            }
+        }
+    }
+}
+
+/// One series. Kept small: a table holds millions of them, each with a handful of
+/// rows in its head, so every field here costs megabytes.
 #[derive(Debug)]
 pub(crate) struct Series {
-    /// `(tag key number, value code)` pairs, sorted by key name like [`crate::model::TagSet`].
-    pub(crate) tags: Box<[(u32, u32)]>,
-    pub(crate) head: Head,
+    /// The series' tags in the table's tag arena ([`super::tags`]).
+    pub(crate) tags: TagSpan,
+    pub(crate) head: OpenHead,
     pub(crate) ooo: Option<Box<Head>>,
-    pub(crate) chunks: Vec<Arc<Chunk>>,
+    pub(crate) chunks: ChunkList,
     /// Newest timestamp ever written, `i64::MIN` before the first row.
     pub(crate) newest: i64,
     /// The last row of the last sealed chunk, for `latest` while the head is empty.
-    sealed_last: Option<Row>,
-    pub(crate) chunk_bytes: usize,
-    pub(crate) rows: u64,
+    sealed_last: Option<LastRow>,
 }
 
 impl Series {
-    pub(crate) fn new(tags: Box<[(u32, u32)]>) -> Series {
+    pub(crate) fn new(tags: TagSpan) -> Series {
         Series {
             tags,
-            head: Head::default(),
+            head: OpenHead::default(),
             ooo: None,
-            chunks: Vec::new(),
+            chunks: ChunkList::default(),
             newest: i64::MIN,
             sealed_last: None,
-            chunk_bytes: 0,
-            rows: 0,
         }
     }
 
-    pub(crate) fn image(&self) -> SeriesImage {
+    /// Rows held in chunks and the head. Out-of-order rows count once merged into
+    /// chunks, where duplicates of sealed rows are known.
+    pub(crate) fn rows(&self) -> u64 {
+        self.chunks.iter().map(|c| c.rows() as u64).sum::<u64>() + self.head.len() as u64
+    }
+
+    /// Changes the chunk list through a `Vec`, keeping the list exactly sized.
+    fn edit_chunks<T>(&mut self, edit: impl FnOnce(&mut Vec<Arc<Chunk>>) -> T) -> T {
+        let mut chunks = std::mem::take(&mut self.chunks).into_vec();
+        let out = edit(&mut chunks);
+        self.chunks = chunks.into();
+        out
+    }
+
+    /// A checkpoint copy; `tags` are the series' pairs from the table's arena.
+    pub(crate) fn image(&self, tags: &[(u32, u32)]) -> SeriesImage {
         SeriesImage {
-            tags: self.tags.clone(),
-            chunks: self.chunks.clone(),
-            head: self.head.clone(),
+            tags: tags.into(),
+            chunks: self.chunks.to_vec(),
+            head: self.head.to_head(),
             ooo: self.ooo.as_deref().cloned(),
             newest: self.newest,
-            sealed_last: self.sealed_last.clone(),
-            rows: self.rows,
+            sealed_last: self.sealed_last.as_ref().map(LastRow::to_row),
+            rows: self.rows(),
         }
     }
 
-    /// A series from a checkpoint image of a table with `fields` fields. Refuses
-    /// images whose parts contradict each other (chunks out of order, unknown fields).
-    pub(crate) fn restore(image: SeriesImage, fields: usize) -> Result<Series, String> {
+    /// A series from a checkpoint image of a table with `fields` fields, its tags
+    /// already in the table's arena at `tags`. Refuses images whose parts contradict
+    /// each other (chunks out of order, unknown fields).
+    pub(crate) fn restore(
+        image: SeriesImage,
+        fields: usize,
+        tags: TagSpan,
+    ) -> Result<Series, String> {
         let mut previous = i64::MIN;
         for (i, c) in image.chunks.iter().enumerate() {
             if (i > 0 && c.min_time() <= previous) || c.max_time() < c.min_time() {
@@ -116,36 +280,53 @@ impl Series {
             ));
         }
         Ok(Series {
-            tags: image.tags,
-            chunk_bytes: image.chunks.iter().map(|c| c.encoded_bytes()).sum(),
-            chunks: image.chunks,
-            head: image.head,
+            tags,
+            chunks: image.chunks.into(),
+            head: OpenHead::from_head(&image.head),
             ooo: image.ooo.filter(|h| !h.is_empty()).map(Box::new),
             newest: image.newest,
-            sealed_last: image.sealed_last,
-            rows: image.rows,
+            sealed_last: image.sealed_last.map(LastRow::new),
         })
     }
 
-    /// Heap bytes held by heads and chunks.
+    /// Heap bytes held by this series beyond its struct, chunks aside (the table
+    /// counts those through [`SealContext::chunk_delta`]): heads, the chunk list and
+    /// the sealed last row.
     pub(crate) fn bytes(&self) -> usize {
+        self.head_bytes() + self.list_bytes()
+    }
+
+    /// Bytes of the chunks (see [`Chunk::memory_bytes`]).
+    pub(crate) fn chunk_bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.memory_bytes()).sum()
+    }
+
+    /// Heap bytes of the head and the out-of-order head.
+    pub(crate) fn head_bytes(&self) -> usize {
         self.head.bytes()
-            + self.ooo.as_ref().map_or(0, |h| h.bytes())
-            + self.chunks.capacity() * std::mem::size_of::<Arc<Chunk>>()
-            + self.chunk_bytes
+            + self
+                .ooo
+                .as_ref()
+                .map_or(0, |h| malloc_bytes(std::mem::size_of::<Head>()) + h.bytes())
+    }
+
+    /// Heap bytes of the chunk list and the sealed last row.
+    pub(crate) fn list_bytes(&self) -> usize {
+        self.chunks.heap_bytes() + self.sealed_last.as_ref().map_or(0, LastRow::heap_bytes)
     }
 
     /// An upper bound of the bytes that writing `rows` rows of `fields` fields adds,
     /// counting the head's growth by doubling and out-of-order rows, for the memory
     /// limit check.
     pub(crate) fn growth_bound(&self, rows: usize, fields: usize) -> usize {
-        let columns = self.head.columns.len().max(fields) + 1;
-        let cap = self.head.times.capacity();
+        let columns = self.head.columns().max(fields) + 1;
+        let cap = self.head.capacity();
         let needed = self.head.len() + rows;
+        // The head doubles until it fits: less than twice what it needs.
         let new_cap = if needed <= cap {
             cap
         } else {
-            needed.max(cap * 2).max(4)
+            (needed * 2).max(cap * 2)
         };
         // 9 bytes per slot: the value and a validity flag should nulls appear.
         let head = (new_cap * 9 * columns).saturating_sub(self.head.bytes());
@@ -171,22 +352,17 @@ impl Series {
             }
             self.head.upsert(time, fields, values);
             self.newest = time;
-            self.rows += 1;
             return;
         }
         if self.head.first_time().is_some_and(|first| time >= first) {
-            let before = self.head.len();
             self.head.upsert(time, fields, values);
-            self.rows += (self.head.len() - before) as u64;
             return;
         }
         if time == self.newest
             && let Some(last) = &mut self.sealed_last
         {
             for (&f, &v) in fields.iter().zip(values) {
-                if let Some(slot) = last.get_mut(f as usize) {
-                    *slot = Some(v);
-                }
+                last.set(f as usize, v);
             }
         }
         let ooo = self.ooo.get_or_insert_with(Default::default);
@@ -201,9 +377,9 @@ impl Series {
         if !self.head.is_empty() {
             let head = self.head.take();
             let (chunk, bytes) = Chunk::seal(&head, ctx.interner);
-            self.chunk_bytes += bytes;
-            self.sealed_last = Some(last_row(&head));
-            self.chunks.push(Arc::new(chunk));
+            ctx.added(bytes);
+            self.sealed_last = last_row(&head).map(LastRow::new);
+            self.edit_chunks(|chunks| chunks.push(Arc::new(chunk)));
         }
         if self.ooo.is_some() {
             self.merge_out_of_order(ctx);
@@ -211,7 +387,7 @@ impl Series {
     }
 
     /// Rewrites the chunks that the out-of-order rows fall into, so that chunks stay
-    /// disjoint. Rows are counted here, where duplicates of sealed rows are known.
+    /// disjoint.
     fn merge_out_of_order(&mut self, ctx: &mut SealContext<'_>) {
         let Some(ooo) = self.ooo.take() else { return };
         let (Some(first), Some(last)) = (ooo.first_time(), ooo.last_time()) else {
@@ -231,34 +407,41 @@ impl Series {
                 }
             }
         }
-        let before = merged.len();
         for i in 0..ooo.len() {
             let (fields, values): (Vec<u16>, Vec<f64>) = (0..ooo.columns.len())
                 .filter_map(|f| ooo.value(f, i).map(|v| (f as u16, v)))
                 .unzip();
             merged.upsert(ooo.times[i], &fields, &values);
         }
-        self.rows += (merged.len() - before) as u64;
         let mut replacement = Vec::new();
         for part in merged.split(ctx.config.chunk_size) {
             let (chunk, bytes) = Chunk::seal(&part, ctx.interner);
-            self.chunk_bytes += bytes;
+            ctx.added(bytes);
             replacement.push(Arc::new(chunk));
         }
-        for old in self.chunks.splice(lo..hi, replacement) {
-            self.chunk_bytes = self.chunk_bytes.saturating_sub(old.encoded_bytes());
-        }
+        let removed: usize = self.edit_chunks(|chunks| {
+            chunks
+                .splice(lo..hi, replacement)
+                .map(|old| old.memory_bytes())
+                .sum()
+        });
+        ctx.dropped(removed);
     }
 
     /// Removes every row older than `cutoff` (moved to the cold tier). A chunk that
     /// straddles the cutoff is decoded and its newer rows sealed again. Returns the
     /// rows removed.
     pub(crate) fn drop_before(&mut self, cutoff: i64, ctx: &mut SealContext<'_>) -> u64 {
-        let before = self.rows;
+        let before = self.rows();
         let keep_from = self.chunks.partition_point(|c| c.max_time() < cutoff);
-        for old in self.chunks.drain(..keep_from) {
-            self.chunk_bytes = self.chunk_bytes.saturating_sub(old.encoded_bytes());
-            self.rows = self.rows.saturating_sub(old.rows() as u64);
+        if keep_from > 0 {
+            let removed: usize = self.edit_chunks(|chunks| {
+                chunks
+                    .drain(..keep_from)
+                    .map(|old| old.memory_bytes())
+                    .sum()
+            });
+            ctx.dropped(removed);
         }
         if let Some(first) = self
             .chunks
@@ -269,13 +452,12 @@ impl Series {
             match first.to_head() {
                 Ok(head) => {
                     let kept = head.slice(cutoff, i64::MAX);
-                    self.chunk_bytes = self.chunk_bytes.saturating_sub(first.encoded_bytes());
-                    self.rows = self.rows.saturating_sub((head.len() - kept.len()) as u64);
+                    ctx.dropped(first.memory_bytes());
                     if kept.is_empty() {
-                        self.chunks.remove(0);
+                        self.edit_chunks(|chunks| chunks.remove(0));
                     } else {
                         let (chunk, bytes) = Chunk::seal(&kept, ctx.interner);
-                        self.chunk_bytes += bytes;
+                        ctx.added(bytes);
                         self.chunks[0] = Arc::new(chunk);
                     }
                 }
@@ -286,10 +468,7 @@ impl Series {
         }
         if self.head.first_time().is_some_and(|t| t < cutoff) {
             let kept = self.head.slice(cutoff, i64::MAX);
-            self.rows = self
-                .rows
-                .saturating_sub((self.head.len() - kept.len()) as u64);
-            self.head = kept;
+            self.head = OpenHead::from_head(&kept);
         }
         if let Some(ooo) = &self.ooo
             && ooo.first_time().is_some_and(|t| t < cutoff)
@@ -297,7 +476,7 @@ impl Series {
             let kept = ooo.slice(cutoff, i64::MAX);
             self.ooo = (!kept.is_empty()).then(|| Box::new(kept));
         }
-        before - self.rows
+        before.saturating_sub(self.rows())
     }
 
     /// The first and last timestamps held, from chunk headers and heads.
@@ -322,21 +501,68 @@ impl Series {
         if !self.head.is_empty() {
             return Some(self.head.value(f, self.head.len() - 1));
         }
-        self.sealed_last
-            .as_ref()
-            .map(|row| row.get(f).copied().flatten())
+        self.sealed_last.as_ref().map(|row| row.get(f))
     }
 
     /// The newest row, without decoding anything.
     pub(crate) fn latest(&self) -> Option<(i64, Row)> {
-        if !self.head.is_empty() {
-            return Some((self.newest, last_row(&self.head)));
+        if let Some(row) = self.head.last_row() {
+            return Some((self.newest, row));
         }
-        self.sealed_last.clone().map(|row| (self.newest, row))
+        self.sealed_last
+            .as_ref()
+            .map(|row| (self.newest, row.to_row()))
     }
 }
 
-fn last_row(head: &Head) -> Row {
-    let i = head.len() - 1;
-    (0..head.columns.len()).map(|f| head.value(f, i)).collect()
+fn last_row(head: &Head) -> Option<Row> {
+    let i = head.len().checked_sub(1)?;
+    Some((0..head.columns.len()).map(|f| head.value(f, i)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_series_parts_stay_small() {
+        // A table holds millions of these: each 8 bytes is 8 MB per million series.
+        assert_eq!(std::mem::size_of::<ChunkList>(), 16);
+        assert_eq!(std::mem::size_of::<Option<LastRow>>(), 16);
+        assert_eq!(std::mem::size_of::<OpenHead>(), 32);
+        assert!(
+            std::mem::size_of::<Series>() <= 88,
+            "{}",
+            std::mem::size_of::<Series>()
+        );
+    }
+
+    #[test]
+    fn last_row_keeps_one_field_inline() {
+        let mut one = LastRow::new(Box::new([Some(1.5)]));
+        assert!(matches!(one, LastRow::Value(_)));
+        assert_eq!((one.get(0), one.get(1)), (Some(1.5), None));
+        one.set(1, 9.0);
+        one.set(0, -0.0);
+        assert_eq!(one.to_row()[..], [Some(-0.0)]);
+        assert_eq!(one.heap_bytes(), 0);
+
+        let mut null = LastRow::new(Box::new([None]));
+        assert_eq!(null.get(0), None);
+        null.set(0, 2.0);
+        assert_eq!(null.get(0), Some(2.0));
+
+        let stale = f64::from_bits(crate::model::STALE_NAN_BITS);
+        let mut wide = LastRow::new(Box::new([None, Some(stale)]));
+        assert!(matches!(wide, LastRow::Many(_)));
+        assert_eq!(wide.get(1).map(f64::to_bits), Some(stale.to_bits()));
+        wide.set(0, 3.0);
+        wide.set(5, 4.0);
+        assert_eq!(wide.to_row().len(), 2);
+        assert_eq!(wide.get(0), Some(3.0));
+        assert!(wide.heap_bytes() > 0);
+
+        let empty = LastRow::new(Box::new([]));
+        assert_eq!((empty.get(0), empty.to_row().len()), (None, 0));
+    }
 }

@@ -151,7 +151,7 @@ impl TableInner {
                 continue;
             }
             let mut tags = vec![None; tag_count];
-            for &(k, c) in s.tags.iter() {
+            for (k, c) in self.tags_of(s) {
                 tags[k as usize] = Some(self.tag_values[k as usize].values[c as usize].clone());
             }
             series.push(SeriesSnapshot {
@@ -232,7 +232,7 @@ impl TableInner {
                 continue;
             };
             let mut any = false;
-            for chunk in &s.chunks {
+            for chunk in s.chunks.iter() {
                 if !range.overlaps(chunk.min_time(), chunk.max_time()) {
                     c.chunks_pruned_by_time += 1;
                 } else if filter.is_some_and(|f| !f(chunk)) {
@@ -250,7 +250,8 @@ impl TableInner {
                 let to = h.times.partition_point(|&t| t < range.end);
                 to.saturating_sub(from) as u64
             };
-            let head_rows = in_head(&s.head) + s.ooo.as_deref().map_or(0, in_head);
+            let head_rows =
+                s.head.rows_in(range.start, range.end) as u64 + s.ooo.as_deref().map_or(0, in_head);
             c.rows_bound += head_rows;
             if !(any || head_rows > 0) {
                 continue;
@@ -261,7 +262,7 @@ impl TableInner {
             } else if c.unique {
                 let key: Vec<Option<u32>> = keys
                     .iter()
-                    .map(|&k| s.tags.iter().find(|t| t.0 as usize == k).map(|t| t.1))
+                    .map(|&k| self.tags_of(s).find(|t| t.0 as usize == k).map(|t| t.1))
                     .collect();
                 c.unique = seen.insert(key, ()).is_none();
             }
@@ -323,8 +324,8 @@ impl TableInner {
             let keys: Int32Array = rows
                 .iter()
                 .map(|(i, _)| {
-                    let tags = &self.series[*i].tags;
-                    let code = tags.iter().find(|t| t.0 as usize == k)?.1 as usize;
+                    let mut tags = self.tags_of(&self.series[*i]);
+                    let code = tags.find(|t| t.0 as usize == k)?.1 as usize;
                     if remap[code] == u32::MAX {
                         remap[code] = used.len() as u32;
                         used.push(&dict.values[code]);

@@ -15,6 +15,7 @@ use super::chunk::{SharedTimestamps, TimestampInterner};
 use super::config::StorageConfig;
 use super::index::LabelIndex;
 use super::series::{SealContext, Series, SeriesImage};
+use super::tags::{TagArena, TagPairs};
 use crate::model::{
     Error, FieldKind, NameKind, Result, SeriesWrite, TagSet, error::SeriesDisplay, validate_name,
 };
@@ -54,13 +55,6 @@ impl ValueDict {
     }
 }
 
-/// Series ids that share one tag-set hash (almost always exactly one).
-#[derive(Debug)]
-enum IdList {
-    One(u32),
-    Many(Vec<u32>),
-}
-
 /// The mutable state of a table, behind the table's lock.
 #[derive(Debug, Default)]
 pub(crate) struct TableInner {
@@ -69,8 +63,13 @@ pub(crate) struct TableInner {
     pub(crate) tag_values: Vec<ValueDict>,
     pub(crate) fields: Vec<FieldDef>,
     field_numbers: HashMap<Arc<str>, u16>,
-    lookup: HashMap<u64, IdList>,
+    /// Series ids by the hash of their tag strings ([`hash_tags`]). Only ids are
+    /// stored: growing the table rehashes an id from its tags in the dictionaries,
+    /// which keeps a slot at 4 bytes plus a control byte.
+    lookup: hashbrown::HashTable<u32>,
     pub(crate) series: Vec<Series>,
+    /// Every series' tags; never more than `u32::MAX` codes.
+    tags: TagArena,
     pub(crate) index: LabelIndex,
     interner: TimestampInterner,
     /// Sum of `Series::bytes` over all series.
@@ -95,9 +94,14 @@ pub(crate) struct TableImage {
     pub(crate) series: Vec<SeriesImage>,
 }
 
-/// Bytes assumed for a new series before its first sample (struct, lookup entry,
-/// index postings), for the memory limit check.
-const NEW_SERIES_BYTES: usize = 256;
+/// Bytes assumed for a new series before its first sample, for the memory limit
+/// check: its struct, two lookup slots (4 bytes and a control byte each, at the
+/// table's lowest load) and index postings with room to spare. Its tag pairs are
+/// added per tag ([`TAG_CODE_BYTES`]).
+const NEW_SERIES_BYTES: usize = std::mem::size_of::<Series>() + 16 + 64;
+
+/// Bytes of one tag value code in the table's arena.
+const TAG_CODE_BYTES: usize = std::mem::size_of::<u32>();
 
 /// Where an item's rows go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -117,6 +121,8 @@ pub(crate) struct TablePlan<'b> {
     new_keys: Vec<&'b str>,
     new_fields: Vec<(&'b str, FieldKind)>,
     new_series: Vec<&'b TagSet>,
+    /// Tag pairs of `new_series`, for the tag arena's limit.
+    new_tag_pairs: usize,
     /// Tag-set hash of each of `new_series`.
     new_series_hashes: Vec<u64>,
     new_series_lookup: HashMap<u64, Vec<usize>>,
@@ -140,6 +146,7 @@ struct Mark {
     keys: usize,
     fields: usize,
     series: usize,
+    tag_pairs: usize,
     values: usize,
     field_sets: usize,
     bytes: usize,
@@ -161,6 +168,7 @@ impl<'b> TablePlan<'b> {
             keys: self.new_keys.len(),
             fields: self.new_fields.len(),
             series: self.new_series.len(),
+            tag_pairs: self.new_tag_pairs,
             values: self.new_values_log.len(),
             field_sets: self.field_sets.len(),
             bytes: self.bytes,
@@ -181,6 +189,7 @@ impl<'b> TablePlan<'b> {
             }
         }
         self.new_series.truncate(mark.series);
+        self.new_tag_pairs = mark.tag_pairs;
         for pair in self.new_values_log.drain(mark.values..) {
             self.new_values.remove(&pair);
             if let Some(n) = self.new_value_counts.get_mut(pair.0) {
@@ -215,26 +224,34 @@ fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
 }
 
 impl TableInner {
+    /// The `(tag key number, value code)` pairs of `series`, sorted by key name.
+    pub(crate) fn tags_of(&self, series: &Series) -> TagPairs<'_> {
+        self.tags.get(series.tags)
+    }
+
     fn series_has_tags(&self, id: u32, tags: &TagSet) -> bool {
-        let stored = &self.series[id as usize].tags;
+        let stored = self.tags_of(&self.series[id as usize]);
         stored.len() == tags.len()
-            && stored
-                .iter()
-                .zip(tags.pairs())
-                .all(|(&(k, c), (key, value))| {
-                    *self.tag_keys[k as usize] == **key
-                        && *self.tag_values[k as usize].values[c as usize] == **value
-                })
+            && stored.zip(tags.pairs()).all(|((k, c), (key, value))| {
+                *self.tag_keys[k as usize] == **key
+                    && *self.tag_values[k as usize].values[c as usize] == **value
+            })
     }
 
     fn find_series(&self, hash: u64, tags: &TagSet) -> Option<u32> {
-        match self.lookup.get(&hash)? {
-            IdList::One(id) => self.series_has_tags(*id, tags).then_some(*id),
-            IdList::Many(ids) => ids
-                .iter()
-                .copied()
-                .find(|&id| self.series_has_tags(id, tags)),
-        }
+        self.lookup
+            .find(hash, |&id| self.series_has_tags(id, tags))
+            .copied()
+    }
+
+    /// Heap bytes of the tag arena.
+    pub(crate) fn tag_arena_bytes(&self) -> usize {
+        self.tags.bytes()
+    }
+
+    /// Heap bytes of the series lookup table.
+    pub(crate) fn lookup_bytes(&self) -> usize {
+        self.lookup.allocation_size()
     }
 
     /// Number of distinct values of `key`, 0 if the key is unknown.
@@ -266,6 +283,7 @@ impl TableInner {
             new_keys: Vec::new(),
             new_fields: Vec::new(),
             new_series: Vec::new(),
+            new_tag_pairs: 0,
             new_series_hashes: Vec::new(),
             new_series_lookup: HashMap::new(),
             new_values: HashSet::new(),
@@ -428,6 +446,13 @@ impl TableInner {
                 limit,
             });
         }
+        let codes = self.tags.len() + plan.new_tag_pairs + tags.len();
+        if codes > u32::MAX as usize {
+            return Err(Error::InvalidWrite(format!(
+                "table {table:?} cannot hold more than {} tags over all series",
+                u32::MAX
+            )));
+        }
         for (key, value) in tags.pairs() {
             let known_key = self.key_numbers.contains_key(key.as_str());
             if !known_key && !plan.new_keys.contains(&key.as_str()) {
@@ -465,10 +490,12 @@ impl TableInner {
         }
         let i = plan.new_series.len();
         plan.new_series.push(tags);
+        plan.new_tag_pairs += tags.len();
         plan.new_series_hashes.push(hash);
         plan.new_series_lookup.entry(hash).or_default().push(i);
-        plan.bytes += NEW_SERIES_BYTES;
-        plan.fixed += NEW_SERIES_BYTES;
+        let bytes = NEW_SERIES_BYTES + tags.len() * TAG_CODE_BYTES;
+        plan.bytes += bytes;
+        plan.fixed += bytes;
         Ok(Target::New(i))
     }
 
@@ -493,10 +520,7 @@ impl TableInner {
             self.create_series(tags);
         }
         let before = self.series_bytes;
-        let mut ctx = SealContext {
-            config,
-            interner: &mut self.interner,
-        };
+        let mut ctx = SealContext::new(config, &mut self.interner);
         for (item, planned) in &plan.items {
             let id = match planned.target {
                 Target::Existing(id) => id,
@@ -510,11 +534,12 @@ impl TableInner {
             note_newest(&mut self.newest, series.newest);
             self.series_bytes = self.series_bytes + series.bytes() - bytes;
         }
+        self.series_bytes = self.series_bytes.saturating_add_signed(ctx.chunk_delta);
         self.series_bytes as isize - before as isize
     }
 
     fn create_series(&mut self, tags: &TagSet) -> u32 {
-        let codes: Box<[(u32, u32)]> = tags
+        let pairs: Vec<(u32, u32)> = tags
             .pairs()
             .iter()
             .map(|(k, v)| {
@@ -522,39 +547,30 @@ impl TableInner {
                 (key, self.tag_values[key as usize].code_or_insert(v))
             })
             .collect();
-        self.add_series(Series::new(codes))
+        let span = self.tags.push(pairs);
+        self.add_series(Series::new(span))
     }
 
     /// Gives `series` the next id and enters it in the index and the lookup map; its
-    /// tag codes must be valid in this table's dictionaries.
+    /// tags must be in the arena, with codes valid in this table's dictionaries.
     fn add_series(&mut self, series: Series) -> u32 {
         let id = self.series.len() as u32;
-        let pairs: Vec<(&str, &str)> = series
+        let (keys, values) = (&self.tag_keys, &self.tag_values);
+        let pairs: Vec<(&str, &str)> = self
             .tags
-            .iter()
-            .map(|&(k, c)| {
-                (
-                    &*self.tag_keys[k as usize],
-                    &*self.tag_values[k as usize].values[c as usize],
-                )
-            })
+            .get(series.tags)
+            .map(|(k, c)| (&*keys[k as usize], &*values[k as usize].values[c as usize]))
             .collect();
         // The table hands out each id once and tag sets have unique keys, so the
         // index cannot refuse this; if it ever did, the series would only be missing
         // from matcher results, never lose data.
         let _ = self.index.insert(id, &pairs);
-        match self.lookup.entry(hash_pairs(pairs.into_iter())) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(IdList::One(id));
-            }
-            std::collections::hash_map::Entry::Occupied(mut e) => match e.get_mut() {
-                IdList::One(other) => {
-                    let other = *other;
-                    e.insert(IdList::Many(vec![other, id]));
-                }
-                IdList::Many(ids) => ids.push(id),
-            },
-        }
+        let hash = hash_pairs(pairs.into_iter());
+        let (all, arena) = (&self.series, &self.tags);
+        self.lookup.insert_unique(hash, id, |&other| {
+            // Only ids already in the table are in the lookup.
+            series_hash(&all[other as usize], arena, keys, values)
+        });
         self.series_bytes += series.bytes();
         note_newest(&mut self.newest, series.newest);
         self.series.push(series);
@@ -569,7 +585,11 @@ impl TableInner {
             fields: self.fields.clone(),
             tag_keys: self.tag_keys.clone(),
             tag_values: self.tag_values.iter().map(|d| d.values.clone()).collect(),
-            series: self.series.iter().map(Series::image).collect(),
+            series: self
+                .series
+                .iter()
+                .map(|s| s.image(&self.tags_of(s).collect::<Vec<_>>()))
+                .collect(),
         }
     }
 
@@ -617,12 +637,20 @@ impl TableInner {
                     return Err(bad(format!("series refers to unknown tag {k}:{c}")));
                 }
             }
-            let series = Series::restore(series, inner.fields.len()).map_err(bad)?;
+            if inner.tags.len() + series.tags.len() > u32::MAX as usize {
+                return Err(bad("more tags than a table holds".into()));
+            }
+            let tags = inner.tags.push(series.tags.iter().copied());
+            let series = Series::restore(series, inner.fields.len(), tags).map_err(bad)?;
             inner.add_series(series);
         }
+        // Counted once every chunk is in: shared timestamp blocks split over their
+        // holders.
+        inner.series_bytes += inner.series.iter().map(Series::chunk_bytes).sum::<usize>();
         // What the memory limit would have counted had the rows been written.
         let bytes = inner.series_bytes
             + inner.series.len() * NEW_SERIES_BYTES
+            + inner.tags.len() * TAG_CODE_BYTES
             + inner.tag_values.iter().map(ValueDict::bytes).sum::<usize>();
         Ok((inner, bytes))
     }
@@ -631,31 +659,36 @@ impl TableInner {
     /// there. Returns the change in bytes held by series.
     pub(crate) fn drop_before(&mut self, cutoff: i64, config: &StorageConfig) -> isize {
         self.tiered_until = Some(self.tiered_until.map_or(cutoff, |t| t.max(cutoff)));
-        let mut ctx = SealContext {
-            config,
-            interner: &mut self.interner,
-        };
+        let mut ctx = SealContext::new(config, &mut self.interner);
         let before = self.series_bytes;
         for series in &mut self.series {
             let bytes = series.bytes();
             series.drop_before(cutoff, &mut ctx);
             self.series_bytes = self.series_bytes + series.bytes() - bytes;
         }
+        self.series_bytes = self.series_bytes.saturating_add_signed(ctx.chunk_delta);
         self.series_bytes as isize - before as isize
     }
 
     /// Seals every non-empty head (for snapshots and tiering).
     pub(crate) fn seal_all(&mut self, config: &StorageConfig) {
-        let mut ctx = SealContext {
-            config,
-            interner: &mut self.interner,
-        };
+        let mut ctx = SealContext::new(config, &mut self.interner);
         for series in &mut self.series {
             let bytes = series.bytes();
             series.seal(&mut ctx);
             self.series_bytes = self.series_bytes + series.bytes() - bytes;
         }
+        self.series_bytes = self.series_bytes.saturating_add_signed(ctx.chunk_delta);
     }
+}
+
+/// [`hash_tags`] of a stored series, from its codes in the tag arena.
+fn series_hash(series: &Series, arena: &TagArena, keys: &[Arc<str>], values: &[ValueDict]) -> u64 {
+    hash_pairs(
+        arena
+            .get(series.tags)
+            .map(|(k, c)| (&*keys[k as usize], &*values[k as usize].values[c as usize])),
+    )
 }
 
 fn note_newest(newest: &mut Option<i64>, t: i64) {
