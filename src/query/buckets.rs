@@ -16,6 +16,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
+use datafusion::common::Statistics;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -26,6 +27,7 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
+use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning,
@@ -33,9 +35,12 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+use super::exec::{row_bound_statistics, scan_partitions};
 use super::pushdown::{Pushed, ScanFilters, classify};
 use super::shared::SharedSnapshot;
-use crate::storage::{BucketRow, BucketSpec, Storage, TableSnapshot, tag_type, time_type};
+use crate::storage::{
+    BucketRow, BucketSpec, SelectionCounts, Storage, TableSnapshot, tag_type, time_type,
+};
 
 /// Name of the bucket start column.
 pub const BUCKET: &str = "__bucket";
@@ -132,7 +137,13 @@ impl TableProvider for BucketTable {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => self.schema.clone(),
         };
-        let partitions = state.config().target_partitions().max(1);
+        let counts = self
+            .storage
+            .count_selection(&self.table, filters.range, None, &[], |index| {
+                filters.select(index)
+            })
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let partitions = scan_partitions(state, &counts);
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             Partitioning::UnknownPartitioning(partitions),
@@ -149,6 +160,7 @@ impl TableProvider for BucketTable {
             projection,
             filters,
             partitions,
+            counts,
             shared: SharedSnapshot::new(partitions),
             metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::new(properties),
@@ -168,6 +180,8 @@ pub struct BucketExec {
     projection: Option<Vec<usize>>,
     filters: ScanFilters,
     partitions: usize,
+    /// What the selection held at planning (for partitioning and statistics).
+    counts: SelectionCounts,
     shared: SharedSnapshot,
     metrics: ExecutionPlanMetricsSet,
     properties: Arc<PlanProperties>,
@@ -287,6 +301,20 @@ impl ExecutionPlan for BucketExec {
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
         vec![]
+    }
+
+    /// At most one row per raw row: the scan's bound holds.
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<Statistics>],
+        args: &StatisticsArgs,
+    ) -> DfResult<Arc<Statistics>> {
+        Ok(row_bound_statistics(
+            &self.schema(),
+            &self.counts,
+            self.partitions,
+            args,
+        ))
     }
 
     fn apply_expressions(

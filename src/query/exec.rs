@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
 use datafusion::common::Statistics;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -174,6 +175,38 @@ pub(crate) fn chunk_filter(
     }))
 }
 
+/// How many partitions a scan of `counts` gets: its series split over the cores,
+/// but one for at most a batch of rows, where the repartition and merge that
+/// splitting adds cost more than the scan.
+pub(crate) fn scan_partitions(state: &dyn Session, counts: &SelectionCounts) -> usize {
+    if counts.rows_bound <= state.config().batch_size() as u64 {
+        1
+    } else {
+        state
+            .config()
+            .target_partitions()
+            .min(counts.series_selected.max(1) as usize)
+    }
+}
+
+/// A scan's statistics: the selection's row bound from planning, as an estimate
+/// (writes may add rows before execution). With it DataFusion keeps a small scan in
+/// one partition rather than adding a round-robin repartition above it (the session
+/// lets it trust estimates).
+pub(crate) fn row_bound_statistics(
+    schema: &SchemaRef,
+    counts: &SelectionCounts,
+    partitions: usize,
+    args: &StatisticsArgs,
+) -> Arc<Statistics> {
+    let rows = counts.rows_bound as usize;
+    let rows = match args.partition() {
+        Some(_) => rows.div_ceil(partitions.max(1)),
+        None => rows,
+    };
+    Arc::new(Statistics::new_unknown(schema).with_num_rows(Precision::Inexact(rows)))
+}
+
 impl DisplayAs for HotScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.spec.counts;
@@ -214,22 +247,16 @@ impl ExecutionPlan for HotScanExec {
         vec![]
     }
 
-    /// The selection's row bound from planning, as an estimate (writes may add rows
-    /// before execution): with it DataFusion keeps a scan of a few chunks in one
-    /// partition instead of fanning it out to every core and merging it back, which
-    /// costs a small query more than its whole scan.
     fn statistics_from_inputs(
         &self,
         _input_stats: &[Arc<Statistics>],
         args: &StatisticsArgs,
     ) -> DfResult<Arc<Statistics>> {
-        let rows = self.spec.counts.rows_bound as usize;
-        let rows = match args.partition() {
-            Some(_) => rows.div_ceil(self.partitions),
-            None => rows,
-        };
-        Ok(Arc::new(
-            Statistics::new_unknown(&self.schema).with_num_rows(Precision::Inexact(rows)),
+        Ok(row_bound_statistics(
+            &self.schema,
+            &self.spec.counts,
+            self.partitions,
+            args,
         ))
     }
 

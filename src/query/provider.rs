@@ -143,17 +143,7 @@ impl HotTable {
             )
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let time_ordered = columns.iter().any(|c| c == TIME_COLUMN) && (all_tags || counts.unique);
-        // Series split over the cores; but a scan of at most one batch of rows gains
-        // nothing from splitting, and the repartition and merge it adds cost more
-        // than the scan.
-        let partitions = if counts.rows_bound <= state.config().batch_size() as u64 {
-            1
-        } else {
-            state
-                .config()
-                .target_partitions()
-                .min(counts.series_selected.max(1) as usize)
-        };
+        let partitions = super::exec::scan_partitions(state, &counts);
         let spec = ScanSpec {
             table: self.name.clone(),
             columns,
