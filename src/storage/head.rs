@@ -11,6 +11,25 @@
 
 use super::stats::malloc_bytes;
 
+/// Whether a row carries every one of `columns` fields in table order: most writes
+/// do, and then [`field_value`] skips the per-column search.
+fn is_dense(fields: &[u16], columns: usize) -> bool {
+    fields.len() == columns && fields.iter().enumerate().all(|(i, &f)| f as usize == i)
+}
+
+/// The value a row carries for column `c`: `values[i]` where `fields[i] == c`, or
+/// `values[c]` directly when the row is `dense` (every field, in table order).
+fn field_value(fields: &[u16], values: &[f64], c: usize, dense: bool) -> Option<f64> {
+    if dense {
+        Some(values[c])
+    } else {
+        fields
+            .iter()
+            .position(|&f| f as usize == c)
+            .map(|i| values[i])
+    }
+}
+
 /// One field's values in a head. `valid` is absent while every row has a value.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HeadColumn {
@@ -127,18 +146,9 @@ impl Head {
             },
         };
         self.times.insert(pos, time);
-        // Most writes carry every field in table order; skip the per-column search.
-        let dense = fields.len() == self.columns.len()
-            && fields.iter().enumerate().all(|(i, &f)| f as usize == i);
+        let dense = is_dense(fields, self.columns.len());
         for (c, column) in self.columns.iter_mut().enumerate() {
-            let value = if dense {
-                Some(values[c])
-            } else {
-                fields
-                    .iter()
-                    .position(|&f| f as usize == c)
-                    .map(|i| values[i])
-            };
+            let value = field_value(fields, values, c, dense);
             if pos == column.values.len() {
                 column.push(value);
             } else {
@@ -163,10 +173,20 @@ impl Head {
         column.is_valid(i).then(|| column.values[i])
     }
 
+    /// The rows with `start <= time < end`, as an index range (times are sorted).
+    fn row_range(&self, start: i64, end: i64) -> std::ops::Range<usize> {
+        let lo = self.times.partition_point(|&t| t < start);
+        lo..self.times.partition_point(|&t| t < end).max(lo)
+    }
+
+    /// How many rows have `start <= time < end`.
+    pub(crate) fn rows_in(&self, start: i64, end: i64) -> usize {
+        self.row_range(start, end).len()
+    }
+
     /// A copy of the rows with `start <= time < end`.
     pub(crate) fn slice(&self, start: i64, end: i64) -> Head {
-        let lo = self.times.partition_point(|&t| t < start);
-        let hi = self.times.partition_point(|&t| t < end);
+        let std::ops::Range { start: lo, end: hi } = self.row_range(start, end);
         Head {
             times: self.times[lo..hi].to_vec(),
             columns: self
@@ -412,20 +432,11 @@ impl OpenHead {
             self.relayout((rows * 2).max(1), self.columns());
         }
         let (cap, columns) = (self.capacity(), self.columns());
-        // Most writes carry every field in table order; skip the per-column search.
-        let dense =
-            fields.len() == columns && fields.iter().enumerate().all(|(i, &f)| f as usize == i);
+        let dense = is_dense(fields, columns);
         self.buf.copy_within(pos..rows, pos + 1);
         self.buf[pos] = time as u64;
         for c in 0..columns {
-            let value = if dense {
-                Some(values[c])
-            } else {
-                fields
-                    .iter()
-                    .position(|&f| f as usize == c)
-                    .map(|i| values[i])
-            };
+            let value = field_value(fields, values, c, dense);
             let base = (c + 1) * cap;
             self.buf
                 .copy_within(base + pos..base + rows, base + pos + 1);

@@ -244,14 +244,11 @@ impl TableInner {
                     any = true;
                 }
             }
-            // Head times are sorted.
-            let in_head = |h: &Head| {
-                let from = h.times.partition_point(|&t| t < range.start);
-                let to = h.times.partition_point(|&t| t < range.end);
-                to.saturating_sub(from) as u64
-            };
-            let head_rows =
-                s.head.rows_in(range.start, range.end) as u64 + s.ooo.as_deref().map_or(0, in_head);
+            let head_rows = (s.head.rows_in(range.start, range.end)
+                + s.ooo
+                    .as_deref()
+                    .map_or(0, |h| h.rows_in(range.start, range.end)))
+                as u64;
             c.rows_bound += head_rows;
             if !(any || head_rows > 0) {
                 continue;
