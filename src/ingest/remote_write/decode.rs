@@ -79,7 +79,8 @@ pub(super) fn v1(msg: &[u8]) -> Result<Decoded, E> {
                 Ok::<_, WireError>(())
             })
             .is_ok();
-            let cached = framed.then(|| cache.get(&label_fields)).flatten();
+            let hash = framed.then(|| cache.hash(&label_fields));
+            let cached = hash.and_then(|h| cache.get(h, &label_fields));
             let (table, tags, samples) = match cached {
                 Some((table, tags)) => {
                     decode_series(&mut known, i, f)?;
@@ -94,8 +95,8 @@ pub(super) fn v1(msg: &[u8]) -> Result<Decoded, E> {
                     out.labels
                         .extend(ts.labels.drain(..).map(|l| (l.name, l.value)));
                     let (table, tags) = out.identity(i)?;
-                    if framed {
-                        cache.insert(&label_fields, &table, &tags);
+                    if let Some(hash) = hash {
+                        cache.insert(hash, &label_fields, &table, &tags);
                     }
                     (table, tags, &ts.samples)
                 }

@@ -29,6 +29,8 @@ struct Entry {
     key: Box<[u8]>,
     table: Arc<str>,
     tags: TagSet,
+    /// What the entry counts against [`BUDGET`].
+    cost: usize,
 }
 
 /// Label bytes → (table, tags). See the module docs.
@@ -49,7 +51,9 @@ impl Default for Identities {
 }
 
 impl Identities {
-    fn hash(&self, labels: &[&[u8]]) -> u64 {
+    /// The key the cache files label fields `labels` under (hash once, then
+    /// [`get`](Self::get) and, on a miss, [`insert`](Self::insert)).
+    pub(super) fn hash(&self, labels: &[&[u8]]) -> u64 {
         let mut h = self.state.build_hasher();
         for l in labels {
             h.write_usize(l.len());
@@ -58,40 +62,46 @@ impl Identities {
         h.finish()
     }
 
-    /// The table and tags of a series whose label fields are `labels`, if cached.
-    pub(super) fn get(&self, labels: &[&[u8]]) -> Option<(Arc<str>, TagSet)> {
-        let entry = self.entries.get(&self.hash(labels))?;
+    /// The table and tags of a series whose label fields are `labels` (filed under
+    /// `hash`), if cached.
+    pub(super) fn get(&self, hash: u64, labels: &[&[u8]]) -> Option<(Arc<str>, TagSet)> {
+        let entry = self.entries.get(&hash)?;
         same_key(&entry.key, labels).then(|| (entry.table.clone(), entry.tags.clone()))
     }
 
-    /// Remembers that label fields `labels` decode to `table` and `tags`.
-    pub(super) fn insert(&mut self, labels: &[&[u8]], table: &Arc<str>, tags: &TagSet) {
-        let mut key = Vec::with_capacity(labels.iter().map(|l| l.len() + 4).sum());
-        for l in labels {
-            // A label field is part of a request under the body limit: far below 4 GiB.
-            key.extend_from_slice(&(l.len() as u32).to_le_bytes());
-            key.extend_from_slice(l);
-        }
+    /// Remembers that label fields `labels` (filed under `hash`) decode to `table` and
+    /// `tags`. An entry that alone exceeds the budget is not kept.
+    pub(super) fn insert(&mut self, hash: u64, labels: &[&[u8]], table: &Arc<str>, tags: &TagSet) {
+        let key_len: usize = labels.iter().map(|l| l.len() + 4).sum();
         let strings: usize = tags
             .pairs()
             .iter()
             .map(|(k, v)| k.len() + v.len() + PAIR_OVERHEAD)
             .sum();
-        let cost = key.len() + table.len() + strings + ENTRY_OVERHEAD;
+        let cost = key_len + table.len() + strings + ENTRY_OVERHEAD;
+        if cost > BUDGET {
+            return;
+        }
         if self.bytes + cost > BUDGET {
             self.entries.clear();
             self.bytes = 0;
-            if cost > BUDGET {
-                return;
-            }
+        }
+        let mut key = Vec::with_capacity(key_len);
+        for l in labels {
+            // A label field is part of a request under the body limit: far below 4 GiB.
+            key.extend_from_slice(&(l.len() as u32).to_le_bytes());
+            key.extend_from_slice(l);
         }
         let entry = Entry {
             key: key.into_boxed_slice(),
             table: table.clone(),
             tags: tags.clone(),
+            cost,
         };
-        if self.entries.insert(self.hash(labels), entry).is_none() {
-            self.bytes += cost;
+        self.bytes += cost;
+        // A hash collision replaces the older entry.
+        if let Some(old) = self.entries.insert(hash, entry) {
+            self.bytes -= old.cost;
         }
     }
 
@@ -125,16 +135,35 @@ mod tests {
         TagSet::new([("job", v)]).unwrap()
     }
 
+    fn get(c: &Identities, labels: &[&[u8]]) -> Option<(Arc<str>, TagSet)> {
+        c.get(c.hash(labels), labels)
+    }
+
+    fn put(c: &mut Identities, labels: &[&[u8]], table: &str, tags: &TagSet) {
+        c.insert(c.hash(labels), labels, &table.into(), tags);
+    }
+
+    #[test]
+    fn a_colliding_entry_replaces_the_older_and_its_bytes() {
+        let mut c = Identities::default();
+        c.insert(7, &[b"one"], &"t".into(), &tags("a"));
+        let one = c.bytes();
+        c.insert(7, &[b"three"], &"t".into(), &tags("a"));
+        assert_eq!(c.bytes(), one + 2, "only the newer entry is counted");
+        assert_eq!(c.get(7, &[b"one"]), None);
+        assert!(c.get(7, &[b"three"]).is_some());
+    }
+
     #[test]
     fn answers_only_the_same_label_bytes() {
         let mut c = Identities::default();
-        c.insert(&[b"ab", b"c"], &"up".into(), &tags("a"));
-        assert_eq!(c.get(&[b"ab", b"c"]), Some(("up".into(), tags("a"))));
+        put(&mut c, &[b"ab", b"c"], "up", &tags("a"));
+        assert_eq!(get(&c, &[b"ab", b"c"]), Some(("up".into(), tags("a"))));
         // Same bytes, split differently; a prefix; an extension; other bytes.
-        assert_eq!(c.get(&[b"a", b"bc"]), None);
-        assert_eq!(c.get(&[b"ab"]), None);
-        assert_eq!(c.get(&[b"ab", b"c", b""]), None);
-        assert_eq!(c.get(&[b"ab", b"d"]), None);
+        assert_eq!(get(&c, &[b"a", b"bc"]), None);
+        assert_eq!(get(&c, &[b"ab"]), None);
+        assert_eq!(get(&c, &[b"ab", b"c", b""]), None);
+        assert_eq!(get(&c, &[b"ab", b"d"]), None);
         assert!(same_key(&[], &[]));
         assert!(!same_key(&[1, 0, 0], &[b"x"]));
     }
@@ -145,13 +174,13 @@ mod tests {
         let big = "v".repeat(1 << 20);
         for i in 0..40u32 {
             let label = i.to_le_bytes();
-            c.insert(&[&label], &"t".into(), &tags(&big));
+            put(&mut c, &[&label], "t", &tags(&big));
             assert!(c.bytes() <= BUDGET, "{}", c.bytes());
-            assert!(c.get(&[&label]).is_some(), "the newest entry stays");
+            assert!(get(&c, &[&label]).is_some(), "the newest entry stays");
         }
-        assert!(c.get(&[&0u32.to_le_bytes()]).is_none(), "the oldest went");
+        assert!(get(&c, &[&0u32.to_le_bytes()]).is_none(), "the oldest went");
         // An entry larger than the budget is not kept at all.
-        c.insert(&[b"huge"], &"t".into(), &tags(&"v".repeat(BUDGET)));
-        assert!(c.get(&[b"huge"]).is_none());
+        put(&mut c, &[b"huge"], "t", &tags(&"v".repeat(BUDGET)));
+        assert!(get(&c, &[b"huge"]).is_none());
     }
 }
