@@ -470,6 +470,32 @@ async fn errors_carry_grpc_codes_and_messages() {
         .unwrap()
         .to_string();
     assert!(shown.contains("8192"), "{shown}");
+    // Nor through a prepared statement, or a ticket forged to carry the SET.
+    let err = client
+        .prepare("SET datafusion.execution.batch_size = 7".into(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), Code::InvalidArgument, "{err}");
+    {
+        use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
+        use prost::Message;
+        let forged = TicketStatementQuery {
+            statement_handle: "SET datafusion.execution.batch_size = 7".into(),
+        };
+        let ticket = arrow_flight::Ticket::new(forged.as_any().encode_to_vec());
+        let err = match client.do_get(ticket).await {
+            Ok(stream) => stream.try_collect::<Vec<_>>().await.unwrap_err(),
+            Err(e) => e,
+        };
+        assert_eq!(code(&err), Code::InvalidArgument, "{err}");
+    }
+    let shown = query(&mut client, "SHOW datafusion.execution.batch_size")
+        .await
+        .unwrap();
+    let shown = arrow::util::pretty::pretty_format_batches(&shown)
+        .unwrap()
+        .to_string();
+    assert!(shown.contains("8192"), "{shown}");
 
     // Append needs an existing table.
     let err = ingest(
