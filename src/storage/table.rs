@@ -165,15 +165,20 @@ thread_local! {
 }
 
 fn take_newest_scratch(items: usize) -> HashMap<Target, i64> {
+    // Kept maps are returned empty (see `Drop for TablePlan`).
     let mut map = NEWEST_SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    map.clear();
     map.reserve(items);
     map
 }
 
 impl Drop for TablePlan<'_> {
     fn drop(&mut self) {
-        if self.newest.capacity() <= NEWEST_KEEP {
+        // Clearing a map costs its capacity: keep it only when this write filled a
+        // fair share of it, so that a large batch's map does not make every small
+        // write after it pay for clearing the large one.
+        let (len, capacity) = (self.newest.len(), self.newest.capacity());
+        if capacity <= NEWEST_KEEP && capacity <= 4 * len.max(1024) {
+            self.newest.clear();
             let map = std::mem::take(&mut self.newest);
             // A thread being torn down has no scratch left to return to.
             let _ = NEWEST_SCRATCH.try_with(|s| *s.borrow_mut() = map);
