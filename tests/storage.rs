@@ -130,13 +130,31 @@ fn apply_model(model: &mut Model, ops: &[Op], window: i64) -> bool {
     true
 }
 
+thread_local! {
+    static HOST_TAGS: std::cell::RefCell<BTreeMap<usize, TagSet>> = Default::default();
+}
+
 fn batch_of(ops: &[Op]) -> WriteBatch {
     let mut batch = WriteBatch::new();
     for op in ops {
         let names: Vec<&str> = op.fields.iter().map(|&f| FIELDS[f]).collect();
         let values: Vec<f64> = (0..op.fields.len()).map(|i| op.value + i as f64).collect();
+        // Even hosts reuse one tag set across batches, as ingest does for a series
+        // it has seen, so that writes take the tag set's series hint; odd hosts
+        // build theirs afresh and are looked up by their strings.
+        let tags = if op.host.is_multiple_of(2) {
+            HOST_TAGS.with(|cache| {
+                cache
+                    .borrow_mut()
+                    .entry(op.host)
+                    .or_insert_with(|| host_tags(op.host))
+                    .clone()
+            })
+        } else {
+            host_tags(op.host)
+        };
         batch
-            .series("m", host_tags(op.host), &names)
+            .series("m", tags, &names)
             .push(op.time, &values)
             .unwrap();
     }
@@ -596,4 +614,52 @@ fn refused_items_name_their_reason_and_the_rest_is_stored() {
     assert_eq!(reasons[2].0, 5);
     assert!(reasons[2].1.contains("limit of 3 series"), "{reasons:?}");
     assert_eq!(scan(&store, TimeRange::ALL).len(), 3);
+}
+
+/// One tag set object written to several tables and stores lands in each one's own
+/// series: the series a tag set remembers from one table must not be trusted by
+/// another (where the same id is some other series).
+#[test]
+fn a_tag_set_shared_by_tables_and_stores_finds_its_own_series_in_each() {
+    let (a, b) = (tags(&[("host", "a")]), tags(&[("host", "b")]));
+    let write = |store: &MetricStore, table: &str, tags: &TagSet, t: i64, v: f64| {
+        let mut batch = WriteBatch::new();
+        batch.add_sample(table, tags.clone(), "value", t, v);
+        store.write(&batch).unwrap();
+    };
+    let first = MetricStore::in_memory();
+    let second = MetricStore::in_memory();
+    // Ids in `first.t`: b 0, a 1. In `first.u`: a 0. In `second.t`: a 0, b 1.
+    write(&first, "t", &b, 1_000, 1.0);
+    write(&first, "t", &a, 1_000, 2.0);
+    write(&first, "u", &a, 1_000, 3.0);
+    write(&second, "t", &a, 1_000, 4.0);
+    write(&second, "t", &b, 1_000, 5.0);
+    // Again, each now arriving with the hint of the table written last.
+    for (store, table, tags, v) in [
+        (&first, "t", &b, 10.0),
+        (&first, "t", &a, 20.0),
+        (&first, "u", &a, 30.0),
+        (&second, "t", &a, 40.0),
+        (&second, "t", &b, 50.0),
+        (&first, "t", &a, 21.0),
+        (&second, "t", &b, 51.0),
+    ] {
+        write(store, table, tags, 2_000 + v as i64, v);
+    }
+    let values_of = |store: &MetricStore, table: &str, host: &str| -> Vec<f64> {
+        let matcher = Matcher::new("host", MatchOp::Equal, host).unwrap();
+        let snapshot = store.select(table, &[matcher], TimeRange::ALL).unwrap();
+        common::rows(&snapshot.record_batches(None).unwrap())
+            .into_iter()
+            .map(|row| row.2[0].map(f64::from_bits).unwrap())
+            .collect()
+    };
+    assert_eq!(values_of(&first, "t", "b"), [1.0, 10.0]);
+    assert_eq!(values_of(&first, "t", "a"), [2.0, 20.0, 21.0]);
+    assert_eq!(values_of(&first, "u", "a"), [3.0, 30.0]);
+    assert_eq!(values_of(&second, "t", "a"), [4.0, 40.0]);
+    assert_eq!(values_of(&second, "t", "b"), [5.0, 50.0, 51.0]);
+    assert_eq!(first.stats().total.series, 3);
+    assert_eq!(second.stats().total.series, 2);
 }

@@ -16,12 +16,45 @@ pub struct WriteBatch {
     items: Vec<SeriesWrite>,
 }
 
+/// Field names and declared kinds of a [`SeriesWrite`]. Shared: items built one after
+/// another with the same names (a decoder's every series) hold one list, which saves
+/// allocations per item and lets storage see two items' fields are the same by
+/// address.
+type Fields = Arc<[(String, Option<FieldKind>)]>;
+
+thread_local! {
+    /// The field list this thread built last, handed out again for the same names.
+    static LAST_FIELDS: std::cell::RefCell<Option<Fields>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A field list for `names`, all kinds undeclared; the thread's last one if it fits.
+fn fields_for(names: &[&str]) -> Fields {
+    let same = |list: &Fields| {
+        list.len() == names.len()
+            && list
+                .iter()
+                .zip(names)
+                .all(|((n, kind), name)| kind.is_none() && n == name)
+    };
+    LAST_FIELDS.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some(list) if same(list) => list.clone(),
+            _ => {
+                let list: Fields = names.iter().map(|f| (f.to_string(), None)).collect();
+                *last = Some(list.clone());
+                list
+            }
+        }
+    })
+}
+
 /// Rows of one series that all carry the same fields.
 #[derive(Debug, Clone)]
 pub struct SeriesWrite {
     table: Arc<str>,
     tags: TagSet,
-    fields: Vec<(String, Option<FieldKind>)>,
+    fields: Fields,
     timestamps: Vec<i64>,
     /// Row-major: row `i` is `values[i * fields.len()..(i + 1) * fields.len()]`.
     values: Vec<f64>,
@@ -100,7 +133,7 @@ impl SeriesWrite {
         SeriesWrite {
             table: table.into(),
             tags,
-            fields: fields.iter().map(|f| (f.to_string(), None)).collect(),
+            fields: fields_for(fields),
             timestamps: Vec::new(),
             values: Vec::new(),
         }
@@ -108,8 +141,13 @@ impl SeriesWrite {
 
     /// Declares the kind of `field` (otherwise it is inferred from the table name).
     pub fn with_kind(&mut self, field: &str, kind: FieldKind) -> &mut SeriesWrite {
-        if let Some(f) = self.fields.iter_mut().find(|(n, _)| n == field) {
-            f.1 = Some(kind);
+        if let Some(i) = self.fields.iter().position(|(n, _)| n == field)
+            && self.fields[i].1 != Some(kind)
+        {
+            // The list may be shared with other items: change a copy.
+            let mut fields = self.fields.to_vec();
+            fields[i].1 = Some(kind);
+            self.fields = fields.into();
         }
         self
     }
@@ -151,6 +189,18 @@ impl SeriesWrite {
         &self.fields
     }
 
+    /// Whether `other` carries the same field names (kinds aside), checked by address
+    /// first: items built in a row share their list.
+    pub fn same_field_names(&self, other: &SeriesWrite) -> bool {
+        Arc::ptr_eq(&self.fields, &other.fields)
+            || (self.fields.len() == other.fields.len()
+                && self
+                    .fields
+                    .iter()
+                    .zip(other.fields.iter())
+                    .all(|(a, b)| a.0 == b.0))
+    }
+
     /// Row timestamps in milliseconds.
     pub fn timestamps(&self) -> &[i64] {
         &self.timestamps
@@ -190,5 +240,24 @@ mod tests {
         assert_eq!(b.row_count(), 1);
         assert_eq!(b.sample_count(), 2);
         assert_eq!(b.items()[0].row(0), &[1.0, 2.0]);
+    }
+
+    #[test]
+    fn items_share_field_lists_until_a_kind_is_declared() {
+        let mut b = WriteBatch::new();
+        b.add_sample("a", TagSet::empty(), "value", 1, 1.0);
+        b.add_sample("b", TagSet::empty(), "value", 1, 1.0);
+        b.series("c", TagSet::empty(), &["value"])
+            .with_kind("value", FieldKind::Counter);
+        b.add_sample("d", TagSet::empty(), "other", 1, 1.0);
+        let items = b.items();
+        assert!(Arc::ptr_eq(&items[0].fields, &items[1].fields));
+        assert_eq!(
+            items[2].fields(),
+            &[("value".to_string(), Some(FieldKind::Counter))]
+        );
+        assert_eq!(items[1].fields(), &[("value".to_string(), None)]);
+        assert!(items[0].same_field_names(&items[2]));
+        assert!(!items[0].same_field_names(&items[3]));
     }
 }

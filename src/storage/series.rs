@@ -347,7 +347,7 @@ impl Series {
                 if self.head.len() >= ctx.config.chunk_size
                     || time.div_euclid(span) != first.div_euclid(span)
                 {
-                    self.seal(ctx);
+                    self.seal_head(ctx, true);
                 }
             }
             self.head.upsert(time, fields, values);
@@ -372,10 +372,22 @@ impl Series {
         }
     }
 
-    /// Seals the head (and merges pending out-of-order rows).
+    /// Seals the head (and merges pending out-of-order rows), freeing its buffer:
+    /// sealing everything is for checkpoints and tiering, after which a series may
+    /// stay idle.
     pub(crate) fn seal(&mut self, ctx: &mut SealContext<'_>) {
+        self.seal_head(ctx, false);
+        self.head.release_room();
+    }
+
+    /// Seals the head; `keep_room` keeps its buffer for a series being written.
+    fn seal_head(&mut self, ctx: &mut SealContext<'_>, keep_room: bool) {
         if !self.head.is_empty() {
-            let head = self.head.take();
+            let head = if keep_room {
+                self.head.take_keeping_room()
+            } else {
+                self.head.take()
+            };
             let (chunk, bytes) = Chunk::seal(&head, ctx.interner);
             ctx.added(bytes);
             self.sealed_last = last_row(&head).map(LastRow::new);
@@ -470,6 +482,8 @@ impl Series {
             let kept = self.head.slice(cutoff, i64::MAX);
             self.head = OpenHead::from_head(&kept);
         }
+        // A series idle since its last seal gives back the room it kept.
+        self.head.release_room();
         if let Some(ooo) = &self.ooo
             && ooo.first_time().is_some_and(|t| t < cutoff)
         {

@@ -55,9 +55,33 @@ impl ValueDict {
     }
 }
 
+/// Which table state a [`TagSet::series_hint`] was made by: a number no other table
+/// state in the process has had, drawn on creation (so a table dropped and created
+/// again, or restored from a checkpoint, never trusts an older state's hints).
+///
+/// A hint is `scope << 32 | series id`. It is trusted when its scope is this one and
+/// the id is below the series count, and then it names the series of the tag set's
+/// pairs without comparing them, because: a tag set's pairs never change (it is
+/// immutable); the hint is only set from an id that this table resolved or created for
+/// those pairs; and a table state never reuses or moves a series id (series are only
+/// appended; retiring series must draw a new scope). Scope 0 means "no hints": after
+/// 2^32 - 1 table states the counter stops handing out scopes rather than wrap.
+#[derive(Debug)]
+struct HintScope(u32);
+
+impl Default for HintScope {
+    fn default() -> HintScope {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HintScope(u32::try_from(next).unwrap_or(0))
+    }
+}
+
 /// The mutable state of a table, behind the table's lock.
 #[derive(Debug, Default)]
 pub(crate) struct TableInner {
+    /// Validates the series hints of tag sets (see [`HintScope`]).
+    hint_scope: HintScope,
     pub(crate) tag_keys: Vec<Arc<str>>,
     key_numbers: HashMap<Arc<str>, u32>,
     pub(crate) tag_values: Vec<ValueDict>,
@@ -277,6 +301,26 @@ impl TableInner {
             .copied()
     }
 
+    /// The series `tags` last resolved to in this table, if the hint is valid here.
+    fn hinted_series(&self, tags: &TagSet) -> Option<u32> {
+        let hint = tags.series_hint();
+        let (scope, id) = ((hint >> 32) as u32, hint as u32);
+        (scope != 0 && scope == self.hint_scope.0 && (id as usize) < self.series.len())
+            .then_some(id)
+    }
+
+    /// Remembers in `tags` that its series is `id` here.
+    fn remember_series(&self, tags: &TagSet, id: u32) {
+        if self.hint_scope.0 != 0 {
+            let hint = (u64::from(self.hint_scope.0) << 32) | u64::from(id);
+            // A tag set shared by writers on several cores: store only a change,
+            // so that a steady hint's cache line is never written.
+            if tags.series_hint() != hint {
+                tags.set_series_hint(hint);
+            }
+        }
+    }
+
     /// Heap bytes of the tag arena.
     pub(crate) fn tag_arena_bytes(&self) -> usize {
         self.tags.bytes()
@@ -351,14 +395,10 @@ impl TableInner {
         config: &StorageConfig,
         plan: &mut TablePlan<'b>,
     ) -> Result<ItemPlan> {
-        let same_fields = plan.items.last().is_some_and(|(previous, _)| {
-            previous.fields().len() == item.fields().len()
-                && previous
-                    .fields()
-                    .iter()
-                    .zip(item.fields())
-                    .all(|(a, b)| a.0 == b.0)
-        });
+        let same_fields = plan
+            .items
+            .last()
+            .is_some_and(|(previous, _)| previous.same_field_names(item));
         let fields = if same_fields {
             plan.field_sets.len() - 1
         } else {
@@ -367,10 +407,18 @@ impl TableInner {
             plan.field_sets.len() - 1
         };
         let field_count = item.fields().len();
-        let hash = hash_tags(item.tags());
-        let target = match self.find_series(hash, item.tags()) {
+        let target = match self.hinted_series(item.tags()) {
             Some(id) => Target::Existing(id),
-            None => self.plan_series(table, item.tags(), hash, config, plan)?,
+            None => {
+                let hash = hash_tags(item.tags());
+                match self.find_series(hash, item.tags()) {
+                    Some(id) => {
+                        self.remember_series(item.tags(), id);
+                        Target::Existing(id)
+                    }
+                    None => self.plan_series(table, item.tags(), hash, config, plan)?,
+                }
+            }
         };
         // Inserting the series' own newest is harmless if the item is refused (a
         // rolled-back new series' slot holds `MIN`, as a new one would); the item's
@@ -550,7 +598,8 @@ impl TableInner {
         }
         let first_new = self.series.len() as u32;
         for tags in &plan.new_series {
-            self.create_series(tags);
+            let id = self.create_series(tags);
+            self.remember_series(tags, id);
         }
         let before = self.series_bytes;
         let mut ctx = SealContext::new(config, &mut self.interner);
