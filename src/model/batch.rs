@@ -23,26 +23,38 @@ pub struct WriteBatch {
 type Fields = Arc<[(String, Option<FieldKind>)]>;
 
 thread_local! {
-    /// The field list this thread built last, handed out again for the same names.
-    static LAST_FIELDS: std::cell::RefCell<Option<Fields>> = const { std::cell::RefCell::new(None) };
+    /// The field lists this thread built last, without and with declared kinds,
+    /// handed out again for the same names and kinds.
+    static LAST_FIELDS: std::cell::RefCell<[Option<Fields>; 2]> =
+        const { std::cell::RefCell::new([None, None]) };
 }
 
-/// A field list for `names`, all kinds undeclared; the thread's last one if it fits.
-fn fields_for(names: &[&str]) -> Fields {
-    let same = |list: &Fields| {
-        list.len() == names.len()
-            && list
-                .iter()
-                .zip(names)
-                .all(|((n, kind), name)| kind.is_none() && n == name)
+/// The field list with `len` fields whose field `i` is `field(i)`: the thread's last
+/// list of its sort (`kinded` or not) if it is equal, else a new one that replaces it.
+fn shared_fields<'a>(
+    kinded: bool,
+    len: usize,
+    field: impl Fn(usize) -> (&'a str, Option<FieldKind>),
+) -> Fields {
+    let equal = |list: &Fields| {
+        list.len() == len
+            && list.iter().enumerate().all(|(i, (n, kind))| {
+                let (name, want) = field(i);
+                *kind == want && n == name
+            })
     };
     LAST_FIELDS.with(|last| {
-        let mut last = last.borrow_mut();
-        match &*last {
-            Some(list) if same(list) => list.clone(),
+        let slot = &mut last.borrow_mut()[usize::from(kinded)];
+        match slot {
+            Some(list) if equal(list) => list.clone(),
             _ => {
-                let list: Fields = names.iter().map(|f| (f.to_string(), None)).collect();
-                *last = Some(list.clone());
+                let list: Fields = (0..len)
+                    .map(|i| {
+                        let (name, kind) = field(i);
+                        (name.to_string(), kind)
+                    })
+                    .collect();
+                *slot = Some(list.clone());
                 list
             }
         }
@@ -133,7 +145,7 @@ impl SeriesWrite {
         SeriesWrite {
             table: table.into(),
             tags,
-            fields: fields_for(fields),
+            fields: shared_fields(false, fields.len(), |i| (fields[i], None)),
             timestamps: Vec::new(),
             values: Vec::new(),
         }
@@ -141,13 +153,17 @@ impl SeriesWrite {
 
     /// Declares the kind of `field` (otherwise it is inferred from the table name).
     pub fn with_kind(&mut self, field: &str, kind: FieldKind) -> &mut SeriesWrite {
-        if let Some(i) = self.fields.iter().position(|(n, _)| n == field)
-            && self.fields[i].1 != Some(kind)
+        if let Some(at) = self.fields.iter().position(|(n, _)| n == field)
+            && self.fields[at].1 != Some(kind)
         {
-            // The list may be shared with other items: change a copy.
-            let mut fields = self.fields.to_vec();
-            fields[i].1 = Some(kind);
-            self.fields = fields.into();
+            // The list may be shared with other items: take (or make) another.
+            let old = &self.fields;
+            self.fields = shared_fields(true, old.len(), |i| {
+                (
+                    old[i].0.as_str(),
+                    if i == at { Some(kind) } else { old[i].1 },
+                )
+            });
         }
         self
     }
@@ -258,6 +274,12 @@ mod tests {
         );
         assert_eq!(items[1].fields(), &[("value".to_string(), None)]);
         assert!(items[0].same_field_names(&items[2]));
+        let kinded = || {
+            let mut item = SeriesWrite::new("e", TagSet::empty(), &["value"]);
+            item.with_kind("value", FieldKind::Counter);
+            item
+        };
+        assert!(Arc::ptr_eq(&kinded().fields, &kinded().fields));
         assert!(!items[0].same_field_names(&items[3]));
     }
 }
