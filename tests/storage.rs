@@ -663,3 +663,70 @@ fn a_tag_set_shared_by_tables_and_stores_finds_its_own_series_in_each() {
     assert_eq!(first.stats().total.series, 3);
     assert_eq!(second.stats().total.series, 2);
 }
+
+/// Series left without rows when the cold tier takes their data are retired: the
+/// table forgets their ids, postings and tag values, gives back their memory, and
+/// writes to the live series (hinted or not) and to retired tag sets go on right.
+#[test]
+fn series_left_without_rows_are_retired() {
+    let store = MetricStore::in_memory();
+    let live = tags(&[("host", "live"), ("dc", "x")]);
+    let write = |tags: &TagSet, t: i64, v: f64| {
+        let mut batch = WriteBatch::new();
+        batch.add_sample("m", tags.clone(), "value", t, v);
+        store.write(&batch).unwrap();
+    };
+    // 20 series with only old rows, one with old and new rows.
+    let gone: Vec<TagSet> = (0..20)
+        .map(|i| tags(&[("host", &format!("gone{i}")), ("dc", "y")]))
+        .collect();
+    for (i, tags) in gone.iter().enumerate() {
+        write(tags, 1_000 + i as i64, i as f64);
+    }
+    write(&live, 1_000, 0.5);
+    write(&live, 50_000, 1.5);
+    store.seal_all();
+    let memory = store.storage().memory_used();
+    let distinct = |store: &MetricStore, key: &str| {
+        let stats = store.stats();
+        let table = stats.tables.iter().find(|t| t.name == "m").unwrap();
+        let found = table.tag_cardinality.iter().find(|(k, _)| k == key);
+        found.map_or(0, |(_, n)| *n)
+    };
+    assert_eq!(
+        (store.stats().total.series, distinct(&store, "host")),
+        (21, 21)
+    );
+
+    store.storage().drop_before("m", 10_000);
+    assert_eq!(store.stats().total.series, 1);
+    assert_eq!((distinct(&store, "host"), distinct(&store, "dc")), (1, 1));
+    assert!(store.storage().memory_used() < memory);
+    let hosts = |value: &str| {
+        let matcher = Matcher::new("host", MatchOp::RegexMatch, value).unwrap();
+        let snapshot = store.select("m", &[matcher], TimeRange::ALL).unwrap();
+        common::rows(&snapshot.record_batches(None).unwrap())
+            .into_iter()
+            .map(|row| {
+                (
+                    row.0[1].clone().unwrap(),
+                    row.1,
+                    row.2[0].map(f64::from_bits),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(hosts("gone.*").is_empty());
+    // `live` still carries its hint from before (id 20); the table now has one series.
+    write(&live, 60_000, 2.5);
+    write(&gone[0], 60_000, 9.0);
+    assert_eq!(
+        hosts("live"),
+        [
+            ("live".into(), 50_000, Some(1.5)),
+            ("live".into(), 60_000, Some(2.5))
+        ]
+    );
+    assert_eq!(hosts("gone.*"), [("gone0".into(), 60_000, Some(9.0))]);
+    assert_eq!(store.stats().total.series, 2);
+}

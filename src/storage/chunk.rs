@@ -531,6 +531,11 @@ impl TimestampInterner {
         }
     }
 
+    /// The store-wide blocks this interner shares into.
+    pub(crate) fn shared(&self) -> &Arc<SharedTimestamps> {
+        &self.shared
+    }
+
     /// Encodes `times` and returns a shared block plus the bytes newly allocated
     /// (0 when an identical block was reused).
     fn intern(&mut self, times: &[i64]) -> (Arc<[u8]>, usize) {

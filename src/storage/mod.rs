@@ -265,7 +265,10 @@ impl Storage {
     /// and refuses later writes before it. Does nothing for an unknown table.
     pub fn drop_before(&self, table: &str, cutoff: i64) {
         let Ok(table) = self.table(table) else { return };
-        let delta = table.inner.write().drop_before(cutoff, &self.config);
+        let delta = {
+            let mut inner = table.inner.write();
+            inner.drop_before(cutoff, &self.config) + inner.retire_empty(&table.name)
+        };
         if delta < 0 {
             self.memory
                 .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);

@@ -214,6 +214,11 @@ impl Series {
         self.chunks.iter().map(|c| c.rows() as u64).sum::<u64>() + self.head.len() as u64
     }
 
+    /// Whether the series holds no rows at all (everything went to the cold tier).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.head.is_empty() && self.ooo.is_none()
+    }
+
     /// Changes the chunk list through a `Vec`, keeping the list exactly sized.
     fn edit_chunks<T>(&mut self, edit: impl FnOnce(&mut Vec<Arc<Chunk>>) -> T) -> T {
         let mut chunks = std::mem::take(&mut self.chunks).into_vec();

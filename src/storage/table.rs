@@ -675,6 +675,77 @@ impl TableInner {
         }
     }
 
+    /// Retires the series that hold no rows any more, with their ids, postings,
+    /// lookup entries, tags and the tag values no other series uses, once they are
+    /// at least an eighth of the table (a rebuild costs time in the number of
+    /// series, so it waits until it frees a share of them). The table is rebuilt
+    /// from a copy of itself without them, as a checkpoint restores it; ids change,
+    /// so the rebuilt state draws a new hint scope. Tag keys and fields stay: the
+    /// table's schema does not shrink. Returns the change in accounted bytes.
+    pub(crate) fn retire_empty(&mut self, name: &Arc<str>) -> isize {
+        let dead = self.series.iter().filter(|s| s.is_empty()).count();
+        if dead == 0 || dead * 8 < self.series.len() {
+            return 0;
+        }
+        let before = self.accounted_bytes();
+        let image = self.image_of_live(name);
+        match TableInner::restore(image, self.interner.shared().clone()) {
+            Ok((mut rebuilt, _)) => {
+                rebuilt.tiered_until = self.tiered_until;
+                rebuilt.newest = self.newest;
+                *self = rebuilt;
+                self.accounted_bytes() as isize - before as isize
+            }
+            Err(e) => {
+                // Our own copy failed its checks: a bug. Keeping every series is safe.
+                tracing::error!(table = %name, error = %e, "cannot retire empty series");
+                0
+            }
+        }
+    }
+
+    /// Bytes of the table as the memory limit counts them after a restore.
+    fn accounted_bytes(&self) -> usize {
+        self.series_bytes
+            + self.series.len() * NEW_SERIES_BYTES
+            + self.tags.len() * TAG_CODE_BYTES
+            + self.tag_values.iter().map(ValueDict::bytes).sum::<usize>()
+    }
+
+    /// [`TableInner::image`] of the series that hold rows, with each key's values
+    /// renumbered to those they use.
+    fn image_of_live(&self, name: &Arc<str>) -> TableImage {
+        let mut recode: Vec<HashMap<u32, u32>> = vec![HashMap::new(); self.tag_keys.len()];
+        let mut values: Vec<Vec<Arc<str>>> = vec![Vec::new(); self.tag_keys.len()];
+        let series = self
+            .series
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let tags: Vec<(u32, u32)> = self
+                    .tags_of(s)
+                    .map(|(k, c)| {
+                        let (key, known) = (k as usize, &mut values[k as usize]);
+                        let code = *recode[key].entry(c).or_insert_with(|| {
+                            known.push(self.tag_values[key].values[c as usize].clone());
+                            known.len() as u32 - 1
+                        });
+                        (k, code)
+                    })
+                    .collect();
+                s.image(&tags)
+            })
+            .collect();
+        TableImage {
+            name: name.clone(),
+            seq: 0,
+            fields: self.fields.clone(),
+            tag_keys: self.tag_keys.clone(),
+            tag_values: values,
+            series,
+        }
+    }
+
     /// Rebuilds a table from a checkpoint image, checking every code it refers to.
     /// Returns the table state and its bytes.
     pub(crate) fn restore(
