@@ -1,9 +1,10 @@
 //! Files written by earlier versions still load: a data directory (checkpoint plus
-//! WAL) written by format version 1 is checked in, and must recover to what an
+//! WAL) written by each format version is checked in, and must recover to what an
 //! in-memory store holds after the same writes.
 //!
-//! `METRICSTORE_WRITE_FIXTURES=1 cargo test --test formats` rewrites the files; do
-//! that only when adding a new version's directory, never to make this test pass.
+//! `METRICSTORE_WRITE_FIXTURES=1 cargo test --test formats` rewrites the current
+//! version's files ([`CURRENT`]); do that only when adding a new version's
+//! directory, never to make this test pass.
 
 mod common;
 
@@ -84,10 +85,24 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The directory the current build writes (WAL version 2, checkpoint version 1).
+const CURRENT: &str = "durability-v2";
+
 #[test]
 fn version_1_data_directories_still_recover() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/durability-v1");
-    if std::env::var_os("METRICSTORE_WRITE_FIXTURES").is_some() {
+    recovers("durability-v1");
+}
+
+#[test]
+fn version_2_data_directories_still_recover() {
+    recovers("durability-v2");
+}
+
+fn recovers(name: &str) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    if name == CURRENT && std::env::var_os("METRICSTORE_WRITE_FIXTURES").is_some() {
         let _ = std::fs::remove_dir_all(&fixture);
         let store = MetricStore::open(durable(&fixture)).unwrap();
         for (n, b) in batches().iter().enumerate() {

@@ -45,6 +45,20 @@ impl Writer {
     pub(crate) fn str(&mut self, v: &str) {
         self.bytes(v.as_bytes());
     }
+
+    /// An unsigned LEB128 varint.
+    pub(crate) fn var(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+
+    /// A signed value as a zigzag varint (small magnitudes take one byte).
+    pub(crate) fn zigzag(&mut self, v: i64) {
+        self.var(((v << 1) ^ (v >> 63)) as u64);
+    }
 }
 
 /// Reads what [`Writer`] wrote, failing with the offset instead of panicking.
@@ -131,6 +145,50 @@ impl<'a> Reader<'a> {
             offset,
             message: format!("{what} is not UTF-8"),
         })
+    }
+
+    /// An unsigned LEB128 varint of at most 10 bytes.
+    pub(crate) fn var(&mut self, what: &'static str) -> Result<u64, FormatError> {
+        let offset = self.offset();
+        let mut v = 0u64;
+        for shift in (0..70).step_by(7) {
+            let byte = self.u8(what)?;
+            if shift == 63 && byte > 1 {
+                break;
+            }
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(FormatError::Invalid {
+            offset,
+            message: format!("{what} is not a 64-bit varint"),
+        })
+    }
+
+    /// A zigzag varint.
+    pub(crate) fn zigzag(&mut self, what: &'static str) -> Result<i64, FormatError> {
+        let v = self.var(what)?;
+        Ok((v >> 1) as i64 ^ -((v & 1) as i64))
+    }
+
+    /// A varint count of items that each take at least `min_item_bytes`, checked
+    /// against the bytes left (see [`Reader::count`]).
+    pub(crate) fn var_count(
+        &mut self,
+        min_item_bytes: usize,
+        what: &'static str,
+    ) -> Result<usize, FormatError> {
+        let offset = self.offset();
+        let n = self.var(what)?;
+        match usize::try_from(n) {
+            Ok(n) if n.saturating_mul(min_item_bytes.max(1)) <= self.remaining() => Ok(n),
+            _ => Err(FormatError::Invalid {
+                offset,
+                message: format!("{what} {n} exceeds the bytes left"),
+            }),
+        }
     }
 
     /// A count of items that each take at least `min_item_bytes`, checked against the

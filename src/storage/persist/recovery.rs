@@ -112,6 +112,7 @@ pub(super) fn recover(
         }
         let bytes = std::fs::read(&segment.path).map_err(|e| io_error(&segment.path, e))?;
         let mut replay_failure = None;
+        let version = super::wal::segment_version(&bytes);
         let end = read_segment(&bytes, segment.first_seq, last, |seq, payload, offset| {
             next_seq = next_seq.max(seq + 1);
             if seq < base {
@@ -119,7 +120,7 @@ pub(super) fn recover(
                 return;
             }
             let mut reader = Reader::new(payload, offset + super::wal::RECORD_HEADER as u64);
-            match record::decode_batch(&mut reader) {
+            match record::decode_batch(&mut reader, version) {
                 Ok(batch) => {
                     let batch = not_in_checkpoint(batch, seq, &table_seqs);
                     report.rows_replayed += batch.row_count() as u64;

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::bytes::{Reader, Writer};
 use super::checkpoint::{decode_checkpoint, write_checkpoint};
-use super::record::{decode_batch, encode_batch};
+use super::record::{decode_batch, encode_batch, encode_v1};
 use super::wal::{FsyncPolicy, SegmentEnd, Wal, frame_record, list_segments, read_segment};
 use crate::model::{FieldKind, STALE_NAN_BITS, TagSet, WriteBatch};
 use crate::storage::{Storage, StorageConfig};
@@ -104,7 +104,11 @@ proptest! {
     #[test]
     fn batches_round_trip_bit_for_bit(b in batch()) {
         let bytes = encode(&b);
-        let back = decode_batch(&mut Reader::new(&bytes, 0)).unwrap();
+        let back = decode_batch(&mut Reader::new(&bytes, 0), 2).unwrap();
+        prop_assert_eq!(canonical(&back), canonical(&b));
+        let mut v1 = Writer::default();
+        encode_v1(&b, &mut v1);
+        let back = decode_batch(&mut Reader::new(&v1.buf, 0), 1).unwrap();
         prop_assert_eq!(canonical(&back), canonical(&b));
     }
 
@@ -120,7 +124,8 @@ proptest! {
 
     #[test]
     fn garbage_payloads_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-        let _ = decode_batch(&mut Reader::new(&bytes, 0));
+        let _ = decode_batch(&mut Reader::new(&bytes, 0), 1);
+        let _ = decode_batch(&mut Reader::new(&bytes, 0), 2);
         let _ = decode_checkpoint(&bytes, &Arc::default());
     }
 }
@@ -331,4 +336,32 @@ fn damaged_checkpoints_are_refused_with_an_offset() {
             "bit {bit} went unnoticed"
         );
     }
+}
+
+/// A version 2 payload cut anywhere is an error, and a flipped bit never panics.
+#[test]
+fn truncated_or_flipped_v2_payloads_fail_cleanly() {
+    let mut b = WriteBatch::new();
+    for host in ["a", "b"] {
+        let tags = TagSet::new([("host", host), ("dc", "eu")]).unwrap();
+        let s = b.series("cpu", tags, &["user", "idle"]);
+        s.with_kind("user", FieldKind::Counter);
+        for t in [i64::MIN, -5, 0, 10, i64::MAX] {
+            s.push(t, &[f64::NAN, -0.0]).unwrap();
+        }
+    }
+    let bytes = encode(&b);
+    for cut in 0..bytes.len() {
+        assert!(
+            decode_batch(&mut Reader::new(&bytes[..cut], 0), 2).is_err(),
+            "cut at {cut}"
+        );
+    }
+    for bit in 0..bytes.len() * 8 {
+        let mut flipped = bytes.clone();
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        let _ = decode_batch(&mut Reader::new(&flipped, 0), 2);
+    }
+    let back = decode_batch(&mut Reader::new(&bytes, 0), 2).unwrap();
+    assert_eq!(canonical(&back), canonical(&b));
 }

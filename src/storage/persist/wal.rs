@@ -3,7 +3,7 @@
 //! ## Files
 //! `wal/<first seq, 20 digits>.wal`, each:
 //! ```text
-//! header  "MSWAL" | u8 version (1) | u16 reserved (0) | u64 first seq      16 bytes
+//! header  "MSWAL" | u8 version (2) | u16 reserved (0) | u64 first seq      16 bytes
 //! record  u32 payload length | u32 CRC32C of (seq ‖ payload) | u64 seq | payload
 //! ```
 //! All integers little-endian. Sequence numbers rise by one from record to record,
@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize};
 use super::{PersistError, io_error, sync_dir};
 
 const MAGIC: &[u8; 5] = b"MSWAL";
-/// The WAL format this build writes and reads.
-pub const WAL_VERSION: u8 = 1;
+/// The WAL format this build writes. It reads this one and version 1 (whose records
+/// differ only in their payload, see [`super::record`]).
+pub const WAL_VERSION: u8 = 2;
 pub(crate) const SEGMENT_HEADER: usize = 16;
 pub(crate) const RECORD_HEADER: usize = 16;
 /// Larger records are refused on write and taken for corruption on read.
@@ -149,7 +150,7 @@ pub(crate) fn read_segment(
             message: "reserved header bytes are not zero".into(),
         };
     }
-    if bytes[5] != WAL_VERSION {
+    if !(1..=WAL_VERSION).contains(&bytes[5]) {
         return SegmentEnd::Corrupt {
             offset: 5,
             message: format!("unsupported WAL version {}", bytes[5]),
@@ -449,4 +450,9 @@ fn create_segment(dir: &Path, first_seq: u64) -> Result<(File, Segment), Persist
     file.sync_data().map_err(|e| io_error(&path, e))?;
     sync_dir(dir)?;
     Ok((file, Segment { first_seq, path }))
+}
+
+/// The format version of a segment whose header [`read_segment`] accepted.
+pub(crate) fn segment_version(bytes: &[u8]) -> u8 {
+    bytes.get(5).copied().unwrap_or(WAL_VERSION)
 }
