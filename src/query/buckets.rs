@@ -23,7 +23,8 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::coop::make_cooperative;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, SchedulingType};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
@@ -149,7 +150,10 @@ impl TableProvider for BucketTable {
             Partitioning::UnknownPartitioning(partitions),
             EmissionType::Incremental,
             Boundedness::Bounded,
-        );
+        )
+        // The stream spends Tokio's budget itself (see `HotScanExec`): no
+        // `CooperativeExec` wrapper for the optimizer to insert and walk.
+        .with_scheduling_type(SchedulingType::Cooperative);
         Ok(Arc::new(BucketExec {
             storage: self.storage.clone(),
             table: self.table.clone(),
@@ -385,7 +389,9 @@ impl ExecutionPlan for BucketExec {
             }
         })
         .flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+        Ok(make_cooperative(Box::pin(RecordBatchStreamAdapter::new(
+            schema, stream,
+        ))))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {

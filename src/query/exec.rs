@@ -5,6 +5,12 @@
 //! partition decodes its series chunk by chunk into Arrow batches, skipping chunks
 //! whose headers fail the pushed field bounds.
 //!
+//! Scheduling: the scan's stream spends Tokio's cooperative budget itself (one
+//! unit per batch), so the scan declares itself cooperative and DataFusion adds no
+//! `CooperativeExec` above it. That wrapper was one more node for every physical
+//! optimizer rule to walk, and inserting it rebuilt every node above the scan,
+//! recomputing their equivalence and ordering properties, on each query.
+//!
 //! Ordering: series come sorted by the projected tag columns (in table order), rows
 //! by time. When the projected tags identify the selected series (or every tag is
 //! projected) the scan declares the ordering `[projected tags..., time]`; series that
@@ -23,7 +29,8 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::coop::cooperative;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, SchedulingType};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
@@ -124,7 +131,8 @@ impl HotScanExec {
             Partitioning::UnknownPartitioning(partitions),
             EmissionType::Incremental,
             Boundedness::Bounded,
-        );
+        )
+        .with_scheduling_type(SchedulingType::Cooperative);
         HotScanExec {
             storage,
             spec,
@@ -333,10 +341,10 @@ impl ExecutionPlan for HotScanExec {
             metrics,
             reported: (0, 0),
         };
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
+        Ok(Box::pin(cooperative(RecordBatchStreamAdapter::new(
             self.schema.clone(),
             futures::stream::iter(stream),
-        )))
+        ))))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
