@@ -5,6 +5,7 @@
 //!
 //! ```sh
 //! cargo run --release --example loadgen -- --rows 1000000 --connections 4
+//! cargo run --release --example loadgen -- --rounds 5                # median ratio
 //! cargo run --release --example loadgen -- --target 127.0.0.1:9201   # a running server
 //! cargo run --release --example loadgen -- --statsd-rate 300000       # StatsD, UDP
 //! ```
@@ -50,6 +51,11 @@ struct Args {
     /// Only this protocol: `remote_write` or `line`.
     #[arg(long)]
     only: Option<String>,
+    /// Rounds per protocol, MetricStore and VictoriaMetrics alternating; each round
+    /// sends the data set again, later in time. Prints every round and the median
+    /// ratio: on a shared 2-core machine one round's ratio swings by a third.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Instead of HTTP: StatsD metrics per second to send over UDP for 5 s.
     #[arg(long)]
     statsd_rate: Option<u64>,
@@ -67,13 +73,17 @@ enum Protocol {
     Line,
 }
 
-/// Bodies per connection, each connection owning hosts `i % connections == c`.
-fn bodies(args: &Args, protocol: Protocol) -> Vec<Vec<Body>> {
+/// Bodies per connection, each connection owning hosts `i % connections == c`, for
+/// round `round` (rounds follow each other in time, so no sample repeats).
+fn bodies(args: &Args, protocol: Protocol, round: usize) -> Vec<Vec<Body>> {
     let hosts = args.hosts.max(1);
+    let duration_ms = args.rows.div_ceil(hosts) as i64 * 10_000;
+    let quick = TsbsConfig::quick();
     let config = TsbsConfig {
         scale: hosts,
-        duration_ms: args.rows.div_ceil(hosts) as i64 * 10_000,
-        ..TsbsConfig::quick()
+        duration_ms,
+        start_ms: quick.start_ms + round as i64 * duration_ms,
+        ..quick
     };
     let workload = CpuOnly::new(config);
     let n = args.connections.max(1);
@@ -486,10 +496,24 @@ fn main() -> std::io::Result<()> {
         if args.only.as_deref().is_some_and(|only| only != name) {
             continue;
         }
-        let bodies = bodies(&args, protocol);
-        let ours = run(addr, protocol, &bodies);
-        let theirs = victoria.as_ref().map(|(_, vm)| run(*vm, protocol, &bodies));
-        report(name, &ours, theirs.as_ref());
+        let mut ratios = Vec::new();
+        for round in 0..args.rounds.max(1) {
+            let bodies = bodies(&args, protocol, round);
+            let ours = run(addr, protocol, &bodies);
+            let theirs = victoria.as_ref().map(|(_, vm)| run(*vm, protocol, &bodies));
+            report(name, &ours, theirs.as_ref());
+            ratios.extend(theirs.map(|t| ours.rate() / t.rate()));
+        }
+        if ratios.len() > 1 {
+            ratios.sort_by(f64::total_cmp);
+            println!(
+                "{name}: median ratio over {} rounds = {:.2}x (range {:.2}-{:.2}x)",
+                ratios.len(),
+                ratios[ratios.len() / 2],
+                ratios[0],
+                ratios[ratios.len() - 1]
+            );
+        }
     }
     Ok(())
 }
