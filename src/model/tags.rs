@@ -13,8 +13,8 @@ use super::error::{Error, Result};
 ///
 /// Immutable and shared: a clone is a reference count, so that ingest can reuse the
 /// tag set of a series it has seen before for every later sample of it. The shared
-/// part also remembers where storage last found the series (see
-/// [`TagSet::series_hint`]), so that a tag set written again and again (a scrape
+/// part also remembers where storage last found the series (a hint storage
+/// validates itself), so that a tag set written again and again (a scrape
 /// target's, a remote_write sender's) skips hashing and comparing its strings.
 /// Equality, ordering and hashing look at the pairs only, so a tag set is a sound map
 /// key (clippy's `mutable_key_type` sees the atomic; this crate's `clippy.toml` says so).

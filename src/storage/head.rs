@@ -580,6 +580,33 @@ mod tests {
     }
 
     #[test]
+    fn a_head_sealed_while_written_keeps_its_room() {
+        let mut open = OpenHead::default();
+        for t in 0..4 {
+            open.upsert(t, &[0, 1], &[t as f64, 1.0]);
+        }
+        open.upsert(4, &[0], &[4.0]); // a null in field 1
+        let (capacity, bytes) = (open.capacity(), open.bytes());
+        let taken = open.take_keeping_room();
+        assert_eq!((taken.times.len(), taken.value(1, 4)), (5, None));
+        assert!(open.is_empty());
+        assert_eq!(open.capacity(), capacity);
+        assert!(open.bytes() < bytes, "the validity map goes with the rows");
+        open.upsert(10, &[1], &[2.5]);
+        open.upsert(11, &[0, 1], &[3.5, 4.5]);
+        assert_eq!(open.capacity(), capacity, "rows refill the kept buffer");
+        let back = open.to_head();
+        assert_eq!(back.times, vec![10, 11]);
+        assert_eq!((back.value(0, 0), back.value(1, 0)), (None, Some(2.5)));
+        assert_eq!((back.value(0, 1), back.value(1, 1)), (Some(3.5), Some(4.5)));
+        open.release_room();
+        assert_eq!(open.len(), 2, "a head with rows keeps them");
+        open.take_keeping_room();
+        open.release_room();
+        assert_eq!((open.bytes(), open.columns()), (0, 2));
+    }
+
+    #[test]
     fn one_sample_takes_one_small_block() {
         let mut open = OpenHead::default();
         open.upsert(1, &[0], &[2.0]);

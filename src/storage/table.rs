@@ -704,7 +704,8 @@ impl TableInner {
         }
     }
 
-    /// Bytes of the table as the memory limit counts them after a restore.
+    /// Bytes of the table as the memory limit counts them after a restore: what it
+    /// would have counted had the rows been written.
     fn accounted_bytes(&self) -> usize {
         self.series_bytes
             + self.series.len() * NEW_SERIES_BYTES
@@ -800,11 +801,7 @@ impl TableInner {
         // Counted once every chunk is in: shared timestamp blocks split over their
         // holders.
         inner.series_bytes += inner.series.iter().map(Series::chunk_bytes).sum::<usize>();
-        // What the memory limit would have counted had the rows been written.
-        let bytes = inner.series_bytes
-            + inner.series.len() * NEW_SERIES_BYTES
-            + inner.tags.len() * TAG_CODE_BYTES
-            + inner.tag_values.iter().map(ValueDict::bytes).sum::<usize>();
+        let bytes = inner.accounted_bytes();
         Ok((inner, bytes))
     }
 
