@@ -66,19 +66,29 @@ pub(super) fn v1(msg: &[u8]) -> Result<Decoded, E> {
     let mut out = Builder::new(series.len());
     let mut ts = v1::TimeSeries::default();
     let mut known = v1::known::TimeSeries::default();
-    let mut label_fields: Vec<&[u8]> = Vec::new();
     IDENTITIES.with(|cache| {
         let mut cache = cache.borrow_mut();
         for (i, f) in series.iter().enumerate() {
-            label_fields.clear();
+            // The series is keyed by the bytes from its first label field's key to its
+            // last label field's end: whole fields parse one way only, so equal bytes
+            // mean equal labels (anything between them only makes the key stricter).
+            // One range costs one hash and one compare, where keying each label field
+            // cost one per label.
+            let mut span: Option<(usize, usize)> = None;
             // A series that does not even frame well is left to prost, which says why.
             let framed = proto::fields(f.payload, &[v1::LABELS], |field| {
                 if field.number == v1::LABELS {
-                    label_fields.push(field.payload);
+                    let start = field.payload.as_ptr() as usize - f.payload.as_ptr() as usize;
+                    let end = start + field.payload.len();
+                    span = Some((span.map_or(field.offset, |(first, _)| first), end));
                 }
                 Ok::<_, WireError>(())
             })
             .is_ok();
+            let labels: &[u8] = span
+                .and_then(|(start, end)| f.payload.get(start..end))
+                .unwrap_or_default();
+            let label_fields = [labels];
             let hash = framed.then(|| cache.hash(&label_fields));
             let cached = hash.and_then(|h| cache.get(h, &label_fields));
             let (table, tags, samples) = match cached {

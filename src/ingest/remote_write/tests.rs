@@ -458,3 +458,31 @@ fn series_seen_before_decode_alike() {
         assert!(message.contains("TimeSeries.samples"), "{message}");
     }
 }
+
+#[test]
+fn labels_split_by_other_fields_decode_alike() {
+    // The identity cache keys a series by the bytes from its first label field to its
+    // last: a sample between two labels makes another key, never another identity.
+    let pairs = [("__name__", "split"), ("job", "a"), ("zone", "z")];
+    let clean = v1_series(&pairs);
+    let mut split = Vec::new();
+    prost::encoding::message::encode(1, &clean.labels[0], &mut split);
+    prost::encoding::message::encode(2, &Sample::new(1, 1.0), &mut split);
+    for label in &clean.labels[1..] {
+        prost::encoding::message::encode(1, label, &mut split);
+    }
+    let mut body = Vec::new();
+    prost::encoding::bytes::encode(1, &split, &mut body);
+    let clean_body = v1_request(vec![clean]).encode_to_vec();
+    let expected = items(
+        &decode(&clean_body, Version::V1, Encoding::Identity, LIMIT)
+            .unwrap()
+            .batch,
+    );
+    for _ in 0..2 {
+        let d = decode(&body, Version::V1, Encoding::Identity, LIMIT).unwrap();
+        assert_eq!(items(&d.batch), expected);
+        let d = decode(&clean_body, Version::V1, Encoding::Identity, LIMIT).unwrap();
+        assert_eq!(items(&d.batch), expected);
+    }
+}
