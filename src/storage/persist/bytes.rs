@@ -182,13 +182,7 @@ impl<'a> Reader<'a> {
     ) -> Result<usize, FormatError> {
         let offset = self.offset();
         let n = self.var(what)?;
-        match usize::try_from(n) {
-            Ok(n) if n.saturating_mul(min_item_bytes.max(1)) <= self.remaining() => Ok(n),
-            _ => Err(FormatError::Invalid {
-                offset,
-                message: format!("{what} {n} exceeds the bytes left"),
-            }),
-        }
+        self.fits(n, offset, min_item_bytes, what)
     }
 
     /// A count of items that each take at least `min_item_bytes`, checked against the
@@ -199,13 +193,24 @@ impl<'a> Reader<'a> {
         what: &'static str,
     ) -> Result<usize, FormatError> {
         let offset = self.offset();
-        let n = self.u32(what)? as usize;
-        if n.saturating_mul(min_item_bytes.max(1)) > self.remaining() {
-            return Err(FormatError::Invalid {
+        let n = self.u32(what)?;
+        self.fits(u64::from(n), offset, min_item_bytes, what)
+    }
+
+    /// `n` (read at `offset`) if that many items of `min_item_bytes` fit in the rest.
+    fn fits(
+        &self,
+        n: u64,
+        offset: u64,
+        min_item_bytes: usize,
+        what: &'static str,
+    ) -> Result<usize, FormatError> {
+        match usize::try_from(n) {
+            Ok(n) if n.saturating_mul(min_item_bytes.max(1)) <= self.remaining() => Ok(n),
+            _ => Err(FormatError::Invalid {
                 offset,
                 message: format!("{what} {n} exceeds the bytes left"),
-            });
+            }),
         }
-        Ok(n)
     }
 }

@@ -68,9 +68,8 @@ pub(crate) fn encode_batch(batch: &WriteBatch, out: &mut Writer) {
     let mut strings = Strings::default();
     let length_at = out.buf.len();
     out.u32(0);
-    let items: Vec<&SeriesWrite> = batch.items().iter().filter(|i| !i.is_empty()).collect();
-    out.var(items.len() as u64);
-    for item in items {
+    out.var(stored_items(batch).count() as u64);
+    for item in stored_items(batch) {
         out.var(strings.number(item.table()));
         out.var(item.tags().len() as u64);
         for (k, v) in item.tags().pairs() {
@@ -102,6 +101,12 @@ pub(crate) fn encode_batch(batch: &WriteBatch, out: &mut Writer) {
         out.var(s.len() as u64);
         out.buf.extend_from_slice(s.as_bytes());
     }
+}
+
+/// The items a record holds: empty ones store nothing. Walked twice (count, then
+/// items) rather than collected: this runs on every write.
+fn stored_items(batch: &WriteBatch) -> impl Iterator<Item = &SeriesWrite> {
+    batch.items().iter().filter(|i| !i.is_empty())
 }
 
 /// The strings of a version 2 record, numbered in order of first use.
@@ -260,9 +265,8 @@ fn push_item(
 /// Version 1 of [`encode_batch`], kept to write test records.
 #[cfg(test)]
 pub(crate) fn encode_v1(batch: &WriteBatch, out: &mut Writer) {
-    let items: Vec<&SeriesWrite> = batch.items().iter().filter(|i| !i.is_empty()).collect();
-    out.u32(items.len() as u32);
-    for item in items {
+    out.u32(stored_items(batch).count() as u32);
+    for item in stored_items(batch) {
         out.str(item.table());
         out.u32(item.tags().len() as u32);
         for (k, v) in item.tags().pairs() {

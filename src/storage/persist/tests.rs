@@ -365,3 +365,56 @@ fn truncated_or_flipped_v2_payloads_fail_cleanly() {
     let back = decode_batch(&mut Reader::new(&bytes, 0), 2).unwrap();
     assert_eq!(canonical(&back), canonical(&b));
 }
+
+/// Varints round-trip at the edges; an overlong or overflowing one, or a count the
+/// bytes left cannot hold, is an error naming what and where.
+#[test]
+fn varints_and_counts_refuse_what_cannot_be() {
+    let mut w = Writer::default();
+    for v in [0, 1, 127, 128, u64::MAX] {
+        w.var(v);
+    }
+    for v in [0, -1, i64::MIN, i64::MAX] {
+        w.zigzag(v);
+    }
+    let mut r = Reader::new(&w.buf, 0);
+    for v in [0, 1, 127, 128, u64::MAX] {
+        assert_eq!(r.var("v").unwrap(), v);
+    }
+    for v in [0, -1, i64::MIN, i64::MAX] {
+        assert_eq!(r.zigzag("z").unwrap(), v);
+    }
+    assert!(r.is_empty());
+    // u64::MAX with its last byte one too large, and eleven bytes.
+    let mut over = vec![0xff; 9];
+    over.push(0x02);
+    let mut long = vec![0x80; 10];
+    long.push(0x00);
+    for bytes in [over, long] {
+        let err = Reader::new(&bytes, 100).var("tag count").unwrap_err();
+        assert!(
+            matches!(&err, super::FormatError::Invalid { offset: 100, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("tag count is not a 64-bit varint"),
+            "{err}"
+        );
+    }
+    let err = Reader::new(&[5, 0, 0], 7)
+        .var_count(1, "string count")
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("string count 5 exceeds the bytes left"),
+        "{err}"
+    );
+    let err = Reader::new(&[3, 0, 0, 0, 9], 0)
+        .count(1, "item count")
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("item count 3 exceeds the bytes left"),
+        "{err}"
+    );
+}
