@@ -247,7 +247,7 @@ impl TableSnapshot {
             }
             folder.rows(&times[lo..hi], &columns);
         }
-        fold_head(&s.head, fields, folder);
+        fold_head(&s.head.decode(range), fields, folder);
         Ok(())
     }
 }

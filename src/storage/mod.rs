@@ -3,7 +3,7 @@
 //! ```text
 //!  WriteBatch ──plan (validate, limits)──► apply ──► Series: head ──seal──► Chunk (codec)
 //!                                                        │                    │
-//!  Matchers ──► LabelIndex ──► series ids ──► TableSnapshot (Arc<Chunk>s + head copies)
+//!  Matchers ──► LabelIndex ──► series ids ──► TableSnapshot (Arc<Chunk>s + head streams)
 //!                                                        └──► SnapshotReader ──► RecordBatch
 //! ```
 //!
@@ -21,6 +21,7 @@ mod config;
 mod head;
 pub mod index;
 mod labels;
+mod open_head;
 pub mod persist;
 mod series;
 mod snapshot;

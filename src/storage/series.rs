@@ -1,18 +1,21 @@
 //! One series in memory: its open head, its out-of-order head and its sealed chunks.
 //!
 //! Write routing, for a row at time `t` (the newest time written so far is `newest`):
-//! - `t > newest`: appended to the head, which is sealed first when it is full or
-//!   when `t` crosses a `chunk_span_ms` boundary;
-//! - `t` inside the head's range: inserted (or merged, last write wins) in the head;
-//! - older (it falls among sealed chunks): kept in the out-of-order head, merged into
-//!   the sealed chunks when that head fills up or the main head seals. Readers overlay
-//!   it, so chunks stay disjoint and sorted and their headers stay exact.
+//! - `t > newest`: appended to the head (encoded as it arrives), which is sealed first
+//!   when it is full or when `t` crosses a `chunk_span_ms` boundary;
+//! - `t` equal to the time of the head's newest row: merged into that row, field by
+//!   field (last write wins);
+//! - older: kept in the out-of-order head (rows inside the head's range too: an
+//!   encoded head only appends), merged into the sealed chunks when that head fills
+//!   up or the main head seals. Readers overlay it, so chunks stay disjoint and sorted
+//!   and their headers stay exact.
 
 use std::sync::Arc;
 
 use super::chunk::{Chunk, TimestampInterner};
 use super::config::StorageConfig;
-use super::head::{Head, OpenHead};
+use super::head::Head;
+use super::open_head::OpenHead;
 use super::stats::malloc_bytes;
 use super::tags::TagSpan;
 
@@ -321,21 +324,11 @@ impl Series {
     }
 
     /// An upper bound of the bytes that writing `rows` rows of `fields` fields adds,
-    /// counting the head's growth by doubling and out-of-order rows, for the memory
-    /// limit check.
+    /// in the head or as out-of-order rows, for the memory limit check.
     pub(crate) fn growth_bound(&self, rows: usize, fields: usize) -> usize {
-        let columns = self.head.columns().max(fields) + 1;
-        let cap = self.head.capacity();
-        let needed = self.head.len() + rows;
-        // The head doubles until it fits: less than twice what it needs.
-        let new_cap = if needed <= cap {
-            cap
-        } else {
-            (needed * 2).max(cap * 2)
-        };
-        // 9 bytes per slot: the value and a validity flag should nulls appear.
-        let head = (new_cap * 9 * columns).saturating_sub(self.head.bytes());
-        head + rows * 9 * columns
+        let columns = self.head.columns().max(fields);
+        // 9 bytes per out-of-order slot: the value and a validity flag.
+        self.head.growth_bound(rows, columns) + rows * 9 * (columns + 1)
     }
 
     /// Writes one row. The caller has checked the out-of-order window.
@@ -355,12 +348,12 @@ impl Series {
                     self.seal_head(ctx, true);
                 }
             }
-            self.head.upsert(time, fields, values);
+            self.head.append(time, fields, values);
             self.newest = time;
             return;
         }
-        if self.head.first_time().is_some_and(|first| time >= first) {
-            self.head.upsert(time, fields, values);
+        if self.head.last_time() == Some(time) {
+            self.head.merge_last(fields, values);
             return;
         }
         if time == self.newest
@@ -373,7 +366,14 @@ impl Series {
         let ooo = self.ooo.get_or_insert_with(Default::default);
         ooo.upsert(time, fields, values);
         if ooo.len() >= ctx.config.chunk_size {
-            self.merge_out_of_order(ctx);
+            // Rows among the head's go into chunks with the head's: sealing it first
+            // keeps chunks disjoint and older than the head.
+            let head_first = self.head.first_time().unwrap_or(i64::MAX);
+            if ooo.last_time().is_some_and(|last| last >= head_first) {
+                self.seal_head(ctx, true);
+            } else {
+                self.merge_out_of_order(ctx);
+            }
         }
     }
 
@@ -484,7 +484,7 @@ impl Series {
             }
         }
         if self.head.first_time().is_some_and(|t| t < cutoff) {
-            let kept = self.head.slice(cutoff, i64::MAX);
+            let kept = self.head.to_head().slice(cutoff, i64::MAX);
             self.head = OpenHead::from_head(&kept);
         }
         // A series idle since its last seal gives back the room it kept.
@@ -518,7 +518,7 @@ impl Series {
     /// without decoding or allocating.
     pub(crate) fn latest_value(&self, f: usize) -> Option<Option<f64>> {
         if !self.head.is_empty() {
-            return Some(self.head.value(f, self.head.len() - 1));
+            return Some(self.head.last_value(f));
         }
         self.sealed_last.as_ref().map(|row| row.get(f))
     }
@@ -548,9 +548,9 @@ mod tests {
         // A table holds millions of these: each 8 bytes is 8 MB per million series.
         assert_eq!(std::mem::size_of::<ChunkList>(), 16);
         assert_eq!(std::mem::size_of::<Option<LastRow>>(), 16);
-        assert_eq!(std::mem::size_of::<OpenHead>(), 32);
+        assert_eq!(std::mem::size_of::<OpenHead>(), 8);
         assert!(
-            std::mem::size_of::<Series>() <= 88,
+            std::mem::size_of::<Series>() <= 64,
             "{}",
             std::mem::size_of::<Series>()
         );

@@ -1,8 +1,8 @@
 //! Immutable snapshots of selected series and their decoding into Arrow.
 //!
-//! Taking a snapshot holds the table's read lock only to clone chunk handles (`Arc`s)
-//! and copy the heads' rows in range; decoding happens afterwards, without the lock,
-//! so readers never hold up writers for longer than that copy.
+//! Taking a snapshot holds the table's read lock only to clone handles (`Arc`s) to
+//! chunks and to the heads' streams, and to copy each head's newest row; decoding
+//! happens afterwards, without the lock, while writers go on appending.
 //!
 //! Series come out sorted by their tag values (in table column order, missing tags
 //! last) and rows by time, so a scan's output is ordered by `[tags..., time]`.
@@ -20,6 +20,7 @@ use roaring::RoaringBitmap;
 
 use super::chunk::Chunk;
 use super::head::Head;
+use super::open_head::HeadView;
 use super::series::Row;
 use super::table::{FieldDef, TableInner};
 use crate::model::{Result, STALE_NAN_BITS, TIME_COLUMN};
@@ -90,7 +91,7 @@ pub struct SeriesSnapshot {
     pub tags: Vec<Option<Arc<str>>>,
     /// Sealed chunks overlapping the range, in time order, disjoint.
     pub chunks: Vec<Arc<Chunk>>,
-    pub(super) head: Head,
+    pub(super) head: HeadView,
     pub(super) overlay: Option<Head>,
     latest: Option<(i64, Row)>,
 }
@@ -101,7 +102,7 @@ impl SeriesSnapshot {
         self.latest.as_ref().map(|(t, row)| (*t, &row[..]))
     }
 
-    /// Rows not yet sealed (in range).
+    /// Rows not yet sealed, when any of them falls in the range.
     pub fn head_rows(&self) -> usize {
         self.head.len()
     }
@@ -141,7 +142,11 @@ impl TableInner {
                 .filter(|c| range.overlaps(c.min_time(), c.max_time()))
                 .cloned()
                 .collect();
-            let head = s.head.slice(range.start, range.end);
+            let head = if s.head.overlaps(range) {
+                s.head.view()
+            } else {
+                HeadView::default()
+            };
             let overlay = s
                 .ooo
                 .as_ref()
@@ -244,7 +249,7 @@ impl TableInner {
                     any = true;
                 }
             }
-            let head_rows = (s.head.rows_in(range.start, range.end)
+            let head_rows = (s.head.rows_bound(range)
                 + s.ooo
                     .as_deref()
                     .map_or(0, |h| h.rows_in(range.start, range.end)))
@@ -635,7 +640,7 @@ impl SnapshotReader {
             }
             out.rows += hi - lo;
         }
-        append_head(&s.head, fields, want_time, out);
+        append_head(&s.head.decode(range), fields, want_time, out);
         Ok(())
     }
 }
@@ -717,7 +722,7 @@ pub(super) fn decode_merged(
     for chunk in &s.chunks {
         merged.append(chunk.to_head()?);
     }
-    merged.append(s.head.clone());
+    merged.append(s.head.decode(TimeRange::ALL));
     for i in 0..overlay.len() {
         let (f, v): (Vec<u16>, Vec<f64>) = (0..overlay.columns.len())
             .filter_map(|f| overlay.value(f, i).map(|v| (f as u16, v)))
