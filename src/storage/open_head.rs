@@ -503,23 +503,47 @@ impl HeadView {
     }
 }
 
-/// Reads a stream's bits; past its end every bit reads zero.
+/// Reads a stream's bits; past its end every bit reads zero. Each word is loaded
+/// once, into `acc`, whose `avail` high bits are the next ones.
 struct Bits<'a> {
     words: &'a [AtomicU64],
-    pos: usize,
+    next: usize,
+    acc: u64,
+    avail: u32,
 }
 
-impl Bits<'_> {
+impl<'a> Bits<'a> {
+    fn new(words: &'a [AtomicU64]) -> Self {
+        Bits {
+            words,
+            next: 0,
+            acc: 0,
+            avail: 0,
+        }
+    }
+
     /// The next `n` (1..=64) bits.
     #[inline]
     fn read(&mut self, n: u32) -> u64 {
-        let (i, bit) = (self.pos / 64, (self.pos % 64) as u32);
-        let mut v = load(self.words, i) << bit;
-        if bit > 0 && bit + n > 64 {
-            v |= load(self.words, i + 1) >> (64 - bit);
+        debug_assert!((1..=64).contains(&n));
+        if n <= self.avail {
+            let v = self.acc >> (64 - n);
+            self.acc = self.acc.checked_shl(n).unwrap_or(0);
+            self.avail -= n;
+            return v;
         }
-        self.pos += n as usize;
-        v >> (64 - n)
+        let have = self.avail;
+        let high = if have == 0 {
+            0
+        } else {
+            self.acc >> (64 - have)
+        };
+        let word = load(self.words, self.next);
+        self.next += 1;
+        let need = n - have;
+        self.acc = word.checked_shl(need).unwrap_or(0);
+        self.avail = 64 - need;
+        high.checked_shl(need).unwrap_or(0) | word >> (64 - need)
     }
 
     fn dod(&mut self) -> i64 {
@@ -550,7 +574,7 @@ struct ReadColumn {
 
 /// Decodes the first `rows` rows of a stream, into at least `columns` columns.
 fn decode_rows(words: &[AtomicU64], rows: usize, columns: usize) -> Head {
-    let mut r = Bits { words, pos: 0 };
+    let mut r = Bits::new(words);
     let mut times = Vec::with_capacity(rows);
     let mut values: Vec<Vec<f64>> = (0..columns).map(|_| Vec::with_capacity(rows)).collect();
     let mut valid: Vec<Vec<bool>> = (0..columns).map(|_| Vec::with_capacity(rows)).collect();

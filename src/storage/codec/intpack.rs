@@ -108,30 +108,107 @@ fn sparse_size(block: &[i64]) -> Option<(usize, i64, u32)> {
     Some((size, base, width))
 }
 
-fn block_size(block: &[i64]) -> usize {
-    let dense = dense_size(block);
-    sparse_size(block).map_or(dense, |(sparse, ..)| sparse.min(dense))
+/// The bytes one order's residuals pack into, counted block by block as they stream
+/// past (the sizes [`dense_size`] and [`sparse_size`] give), so that choosing an order
+/// takes one pass over the values instead of materializing each order's residuals.
+#[derive(Clone, Copy)]
+struct Sizer {
+    bytes: usize,
+    n: usize,
+    lo: i64,
+    hi: i64,
+    zeros: usize,
+    nz_lo: i64,
+    nz_hi: i64,
 }
 
-fn residual_size(res: &[i64]) -> usize {
-    res.chunks(BLOCK).map(block_size).sum()
+impl Sizer {
+    const NEW: Sizer = Sizer {
+        bytes: 0,
+        n: 0,
+        lo: i64::MAX,
+        hi: i64::MIN,
+        zeros: 0,
+        nz_lo: i64::MAX,
+        nz_hi: i64::MIN,
+    };
+
+    #[inline]
+    fn push(&mut self, r: i64) {
+        self.lo = self.lo.min(r);
+        self.hi = self.hi.max(r);
+        if r == 0 {
+            self.zeros += 1;
+        } else {
+            self.nz_lo = self.nz_lo.min(r);
+            self.nz_hi = self.nz_hi.max(r);
+        }
+        self.n += 1;
+        if self.n == BLOCK {
+            self.close_block();
+        }
+    }
+
+    fn close_block(&mut self) {
+        let width = |lo: i64, hi: i64| (64 - (hi.wrapping_sub(lo) as u64).leading_zeros()) as usize;
+        if self.n > 0 {
+            let n = self.n;
+            let mut size = 1 + varint::len_i64(self.lo) + (n * width(self.lo, self.hi)).div_ceil(8);
+            // As `sparse_size`: the bitmap cannot pay below a quarter zeros.
+            if self.zeros * 4 >= n {
+                let k = n - self.zeros;
+                let (base, w) = if k == 0 {
+                    (0, 0)
+                } else {
+                    (self.nz_lo, width(self.nz_lo, self.nz_hi))
+                };
+                size = size.min(1 + varint::len_i64(base) + n.div_ceil(8) + (k * w).div_ceil(8));
+            }
+            self.bytes += size;
+        }
+        *self = Sizer {
+            bytes: self.bytes,
+            ..Sizer::NEW
+        };
+    }
+}
+
+/// The order that packs `values` smallest, and its size without the order byte.
+fn best_order(values: &[i64]) -> (usize, Order) {
+    let mut sizers = [Sizer::NEW; 3];
+    let (mut prev, mut delta) = (0i64, 0i64);
+    for (i, &v) in values.iter().enumerate() {
+        sizers[0].push(v);
+        if i > 0 {
+            let d = v.wrapping_sub(prev);
+            sizers[1].push(d);
+            if i > 1 {
+                sizers[2].push(d.wrapping_sub(delta));
+            }
+            delta = d;
+        }
+        prev = v;
+    }
+    let first = values.first().copied().unwrap_or(0);
+    let second = values.get(1).map_or(0, |v| v.wrapping_sub(first));
+    let mut best = (usize::MAX, Order::Raw);
+    for (order, sizer) in ORDERS.into_iter().zip(&mut sizers) {
+        sizer.close_block();
+        let head = [first, second][..(order as usize).min(values.len())]
+            .iter()
+            .map(|&v| varint::len_i64(v))
+            .sum::<usize>();
+        if head + sizer.bytes < best.0 {
+            best = (head + sizer.bytes, order);
+        }
+    }
+    best
 }
 
 /// Appends the packed form of `values` (the count is the caller's to store).
 pub(super) fn encode(values: &[i64], out: &mut Vec<u8>) {
     let mut res = Vec::with_capacity(values.len());
-    let mut best = (usize::MAX, Order::Raw);
-    for order in ORDERS {
-        let (head, len) = residuals(values, order, &mut res);
-        let size = head[..len]
-            .iter()
-            .map(|&v| varint::len_i64(v))
-            .sum::<usize>()
-            + residual_size(&res);
-        if size < best.0 {
-            best = (size, order);
-        }
-    }
+    let best = best_order(values);
     let order = best.1;
     let (head, len) = residuals(values, order, &mut res);
     out.reserve(best.0 + 1);
@@ -351,6 +428,12 @@ mod tests {
         let mut got = Vec::new();
         let end = decode(&buf, 1, values.len(), |b| got.extend_from_slice(b)).unwrap();
         assert_eq!(end, buf.len());
+        check_best_order(values);
+        assert_eq!(
+            buf.len(),
+            2 + best_order(values).0,
+            "the order byte and its size"
+        );
         assert_eq!(got, values);
         for cut in 1..buf.len() {
             assert!(
@@ -359,6 +442,30 @@ mod tests {
             );
         }
         buf
+    }
+
+    /// Every order's size from its materialized residuals, block by block: the
+    /// streaming count must pick the same smallest one.
+    fn check_best_order(values: &[i64]) {
+        let mut res = Vec::new();
+        let naive = ORDERS.map(|order| {
+            let (head, len) = residuals(values, order, &mut res);
+            let blocks: usize = res
+                .chunks(BLOCK)
+                .map(|b| {
+                    let dense = dense_size(b);
+                    sparse_size(b).map_or(dense, |(sparse, ..)| sparse.min(dense))
+                })
+                .sum();
+            head[..len]
+                .iter()
+                .map(|&v| varint::len_i64(v))
+                .sum::<usize>()
+                + blocks
+        });
+        let smallest = naive.iter().copied().min().unwrap_or(usize::MAX);
+        let first = ORDERS[naive.iter().position(|&s| s == smallest).unwrap_or(0)];
+        assert_eq!(best_order(values), (smallest, first), "{naive:?}");
     }
 
     fn counter() -> impl Strategy<Value = Vec<i64>> {
