@@ -162,7 +162,8 @@ impl MetricStore {
     /// Tables are the store's tables (catalog `metricstore`, schema `public`); DDL and
     /// `INSERT`/`UPDATE`/`DELETE` are refused: data enters through
     /// [`MetricStore::write`]. `COPY (query) TO 'path' STORED AS PARQUET|CSV|JSON`
-    /// exports (it writes where this process can). The plan may hold `$1`..
+    /// exports (it writes where this process can, unless
+    /// [`QueryOptions::export_dir`] confines it). The plan may hold `$1`..
     /// placeholders, bound with [`DataFrame::with_param_values`].
     pub async fn sql_frame(&self, sql: &str) -> Result<DataFrame> {
         self.sql_frame_with(sql, &QueryOptions::default()).await
@@ -196,6 +197,15 @@ impl MetricStore {
             ),
             // SET and friends change the shared session.
             LogicalPlan::Statement(_) => Ok(self.session.execute_logical_plan(plan).await?),
+            LogicalPlan::Copy(copy) if let Some(root) = &options.export_dir => {
+                let output_url = query::export::confine(&copy.output_url, root)
+                    .map_err(|e| Error::Query(datafusion::error::DataFusionError::Plan(e)))?;
+                let copy = datafusion::logical_expr::dml::CopyTo {
+                    output_url,
+                    ..copy.clone()
+                };
+                Ok(DataFrame::new(state, LogicalPlan::Copy(copy)))
+            }
             _ => Ok(DataFrame::new(state, plan)),
         }
     }

@@ -82,7 +82,8 @@ enum Command {
         /// First time excluded: Unix milliseconds or RFC 3339.
         #[arg(long)]
         end: Option<String>,
-        /// Destination: a path on the server's machine or `s3://bucket/key.parquet`.
+        /// Destination: a path under the server's `export_dir` (a relative one resolves
+        /// there) or `s3://bucket/key.parquet`.
         #[arg(long)]
         to: String,
         /// The server's HTTP address.

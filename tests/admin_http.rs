@@ -134,8 +134,8 @@ fn export(server: &Server, args: &[&str]) -> std::process::Output {
 async fn export_command_writes_parquet_through_the_server() {
     let server = Server::start(Server::without_statsd()).await;
     write_cpu(&server, &[("a", 1.0), ("b", 100.0)], 60).await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cpu.parquet");
+    // A relative path lands under the server's export directory.
+    let file = server.data_dir().join("exports/cpu.parquet");
     let start = (START + 10 * 60_000).to_string();
     let out = export(
         &server,
@@ -147,7 +147,7 @@ async fn export_command_writes_parquet_through_the_server() {
             "--end",
             "2026-01-01T00:30:00Z",
             "--to",
-            file.to_str().unwrap(),
+            "cpu.parquet",
         ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -129,6 +129,31 @@ async fn line_protocol_in_sql_out() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["rows"][0][1], "8192", "{body}");
 
+    // Clients export under <data_dir>/exports, never elsewhere on the machine.
+    let outside = server.data_dir().join("outside.csv");
+    for target in [outside.to_string_lossy().into_owned(), "../x.csv".into()] {
+        let sql = format!("COPY (SELECT host FROM cpu) TO '{target}' STORED AS CSV");
+        let (status, body) = server.json("POST", "/api/v1/sql", &sql).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("exports"),
+            "{body}"
+        );
+    }
+    assert!(!outside.exists());
+    let (status, body) = server
+        .json(
+            "POST",
+            "/api/v1/sql",
+            "COPY (SELECT host FROM cpu ORDER BY host, time) TO 'day/hosts.csv' STORED AS CSV",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], serde_json::json!([[4]]));
+    let written = server.data_dir().join("exports/day/hosts.csv");
+    let csv = std::fs::read_to_string(&written).unwrap();
+    assert_eq!(csv, "host\na\na\nb\nc\n");
+
     let (status, body) = server
         .json(
             "POST",

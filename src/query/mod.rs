@@ -25,6 +25,7 @@
 mod buckets;
 mod catalog;
 mod exec;
+pub mod export;
 pub mod functions;
 mod latest;
 mod level_rule;

@@ -19,6 +19,9 @@ pub struct QueryOptions {
     /// `PREPARE`, `DEALLOCATE`, transactions). The server sets it for its clients: one
     /// client's `SET` would change every other client's queries.
     pub refuse_session_changes: bool,
+    /// Where `COPY ... TO` may write local files (see [`super::export::confine`]);
+    /// `None`: wherever this process can, as an embedding program decides.
+    pub export_dir: Option<std::path::PathBuf>,
     warnings: Arc<Mutex<Vec<String>>>,
 }
 
@@ -32,10 +35,12 @@ impl QueryOptions {
     }
 
     /// The options of a query from a server client: no session changes (see
-    /// [`QueryOptions::refuse_session_changes`]).
-    pub fn client() -> QueryOptions {
+    /// [`QueryOptions::refuse_session_changes`]), local exports only under
+    /// `export_dir`.
+    pub fn client(export_dir: std::path::PathBuf) -> QueryOptions {
         QueryOptions {
             refuse_session_changes: true,
+            export_dir: Some(export_dir),
             ..QueryOptions::default()
         }
     }

@@ -30,6 +30,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Seconds a query may run before it is cancelled.
     pub query_timeout_secs: u64,
+    /// Where `COPY ... TO` from HTTP and Flight SQL clients may write local files;
+    /// empty = `<data_dir>/exports`. Object store URLs (`s3://...`) are not limited
+    /// by it. A client's export never lands elsewhere on this machine.
+    pub export_dir: PathBuf,
     /// A bearer token every HTTP and Flight SQL request must carry
     /// (`authorization: Bearer <token>`), except the `/-/healthy` and `/-/ready`
     /// probes; unset = no authentication. `METRICSTORE_AUTH_TOKEN` overrides it, so
@@ -289,6 +293,7 @@ impl Default for ServerConfig {
             statsd_flush_secs: 10,
             max_body_bytes: 64 << 20,
             query_timeout_secs: 60,
+            export_dir: PathBuf::new(),
             auth_token: None,
             flight: FlightSettings::default(),
             storage: StorageSettings::default(),
@@ -353,6 +358,17 @@ pub enum ConfigError {
 }
 
 impl ServerConfig {
+    /// The directory clients' local `COPY ... TO` exports go to, absolute (a path
+    /// outside it is refused, and `..` cannot climb out of a relative one).
+    pub fn export_root(&self) -> PathBuf {
+        let dir = if self.export_dir.as_os_str().is_empty() {
+            self.data_dir.join("exports")
+        } else {
+            self.export_dir.clone()
+        };
+        std::path::absolute(&dir).unwrap_or(dir)
+    }
+
     /// Reads `path`; missing settings take their defaults, unknown ones are errors.
     pub fn from_file(path: &std::path::Path) -> Result<ServerConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

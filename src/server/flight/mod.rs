@@ -51,6 +51,7 @@ pub struct FlightSql {
     statements: prepared::Statements,
     sql_info: arrow_flight::sql::metadata::SqlInfoData,
     query_timeout: std::time::Duration,
+    export_root: std::path::PathBuf,
 }
 
 impl FlightSql {
@@ -72,7 +73,13 @@ impl FlightSql {
             statements: prepared::Statements::default(),
             sql_info: metadata::sql_info()?,
             query_timeout: std::time::Duration::from_secs(config.query_timeout_secs.max(1)),
+            export_root: config.export_root(),
         })
+    }
+
+    /// The options of a client's statement.
+    fn options(&self) -> crate::QueryOptions {
+        crate::QueryOptions::client(self.export_root.clone())
     }
 
     /// How a query started now is watched.

@@ -158,7 +158,7 @@ pub async fn create(
     }
     let frame = svc
         .store
-        .sql_frame_with(&request.query, &crate::QueryOptions::client())
+        .sql_frame_with(&request.query, &svc.options())
         .await
         .map_err(status)?;
     let dataset = svc.dictionaries.wire_schema(frame.schema().as_arrow());

@@ -29,7 +29,7 @@ pub async fn info(
     no_transactions(&query.transaction_id)?;
     let frame = svc
         .store
-        .sql_frame_with(&query.query, &crate::QueryOptions::client())
+        .sql_frame_with(&query.query, &svc.options())
         .await
         .map_err(status)?;
     let schema = svc.dictionaries.wire_schema(frame.schema().as_arrow());
@@ -46,7 +46,7 @@ pub async fn get(svc: &FlightSql, ticket: TicketStatementQuery) -> Result<DoGetS
     // The ticket is the client's to forge: plan it as any client statement.
     let frame = svc
         .store
-        .sql_frame_with(sql, &crate::QueryOptions::client())
+        .sql_frame_with(sql, &svc.options())
         .await
         .map_err(status)?;
     let batches = frame.execute_stream().await.map_err(query_status)?;

@@ -77,7 +77,7 @@ pub async fn query(
     }
     let start = Instant::now();
     let timeout = Duration::from_secs(state.config.query_timeout_secs.max(1));
-    let mut options = crate::QueryOptions::client();
+    let mut options = crate::QueryOptions::client(state.config.export_root());
     options.partial_results = matches!(
         params.get("partial_response").map(String::as_str),
         Some("true" | "1")
