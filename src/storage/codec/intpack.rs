@@ -108,101 +108,78 @@ fn sparse_size(block: &[i64]) -> Option<(usize, i64, u32)> {
     Some((size, base, width))
 }
 
-/// The bytes one order's residuals pack into, counted block by block as they stream
-/// past (the sizes [`dense_size`] and [`sparse_size`] give), so that choosing an order
-/// takes one pass over the values instead of materializing each order's residuals.
-#[derive(Clone, Copy)]
-struct Sizer {
-    bytes: usize,
-    n: usize,
-    lo: i64,
-    hi: i64,
-    zeros: usize,
-    nz_lo: i64,
-    nz_hi: i64,
-}
-
-impl Sizer {
-    const NEW: Sizer = Sizer {
-        bytes: 0,
-        n: 0,
-        lo: i64::MAX,
-        hi: i64::MIN,
-        zeros: 0,
-        nz_lo: i64::MAX,
-        nz_hi: i64::MIN,
-    };
-
-    #[inline]
-    fn push(&mut self, r: i64) {
-        self.lo = self.lo.min(r);
-        self.hi = self.hi.max(r);
-        if r == 0 {
-            self.zeros += 1;
-        } else {
-            self.nz_lo = self.nz_lo.min(r);
-            self.nz_hi = self.nz_hi.max(r);
-        }
-        self.n += 1;
-        if self.n == BLOCK {
-            self.close_block();
-        }
-    }
-
-    fn close_block(&mut self) {
-        let width = |lo: i64, hi: i64| (64 - (hi.wrapping_sub(lo) as u64).leading_zeros()) as usize;
-        if self.n > 0 {
-            let n = self.n;
-            let mut size = 1 + varint::len_i64(self.lo) + (n * width(self.lo, self.hi)).div_ceil(8);
-            // As `sparse_size`: the bitmap cannot pay below a quarter zeros.
-            if self.zeros * 4 >= n {
-                let k = n - self.zeros;
-                let (base, w) = if k == 0 {
-                    (0, 0)
-                } else {
-                    (self.nz_lo, width(self.nz_lo, self.nz_hi))
-                };
-                size = size.min(1 + varint::len_i64(base) + n.div_ceil(8) + (k * w).div_ceil(8));
-            }
-            self.bytes += size;
-        }
-        *self = Sizer {
-            bytes: self.bytes,
-            ..Sizer::NEW
-        };
-    }
-}
-
 /// The order that packs `values` smallest, and its size without the order byte.
+///
+/// Each order's residuals are made one block at a time in a stack buffer and sized
+/// by one branch-free pass (the sizes [`dense_size`] and [`sparse_size`] give):
+/// sealing tries this for every chunk, so it must not allocate or rescan.
 fn best_order(values: &[i64]) -> (usize, Order) {
-    let mut sizers = [Sizer::NEW; 3];
-    let (mut prev, mut delta) = (0i64, 0i64);
-    for (i, &v) in values.iter().enumerate() {
-        sizers[0].push(v);
-        if i > 0 {
-            let d = v.wrapping_sub(prev);
-            sizers[1].push(d);
-            if i > 1 {
-                sizers[2].push(d.wrapping_sub(delta));
-            }
-            delta = d;
-        }
-        prev = v;
-    }
     let first = values.first().copied().unwrap_or(0);
     let second = values.get(1).map_or(0, |v| v.wrapping_sub(first));
+    let mut block = [0i64; BLOCK];
     let mut best = (usize::MAX, Order::Raw);
-    for (order, sizer) in ORDERS.into_iter().zip(&mut sizers) {
-        sizer.close_block();
-        let head = [first, second][..(order as usize).min(values.len())]
+    for order in ORDERS {
+        let k = order as usize;
+        let mut size = [first, second][..k.min(values.len())]
             .iter()
             .map(|&v| varint::len_i64(v))
             .sum::<usize>();
-        if head + sizer.bytes < best.0 {
-            best = (head + sizer.bytes, order);
+        let residuals = values.len().saturating_sub(k);
+        let mut start = 0;
+        while start < residuals {
+            let b = &mut block[..(residuals - start).min(BLOCK)];
+            let from = &values[start..start + b.len() + k];
+            match order {
+                Order::Raw => b.copy_from_slice(from),
+                Order::Delta => {
+                    for (r, w) in b.iter_mut().zip(from.windows(2)) {
+                        *r = w[1].wrapping_sub(w[0]);
+                    }
+                }
+                Order::DeltaOfDelta => {
+                    for (r, w) in b.iter_mut().zip(from.windows(3)) {
+                        *r = w[2]
+                            .wrapping_sub(w[1])
+                            .wrapping_sub(w[1].wrapping_sub(w[0]));
+                    }
+                }
+            }
+            size += block_bytes(b);
+            start += b.len();
+        }
+        if size < best.0 {
+            best = (size, order);
         }
     }
     best
+}
+
+/// `min(dense_size, sparse_size)` of a non-empty block, in one pass.
+fn block_bytes(block: &[i64]) -> usize {
+    let (mut lo, mut hi, mut zeros) = (i64::MAX, i64::MIN, 0usize);
+    let (mut nz_lo, mut nz_hi) = (i64::MAX, i64::MIN);
+    for &r in block {
+        let zero = r == 0;
+        lo = lo.min(r);
+        hi = hi.max(r);
+        zeros += usize::from(zero);
+        nz_lo = nz_lo.min(if zero { i64::MAX } else { r });
+        nz_hi = nz_hi.max(if zero { i64::MIN } else { r });
+    }
+    let width = |lo: i64, hi: i64| (64 - (hi.wrapping_sub(lo) as u64).leading_zeros()) as usize;
+    let n = block.len();
+    let dense = 1 + varint::len_i64(lo) + (n * width(lo, hi)).div_ceil(8);
+    // As `sparse_size`: the bitmap cannot pay below a quarter zeros.
+    if zeros * 4 < n {
+        return dense;
+    }
+    let k = n - zeros;
+    let (base, w) = if k == 0 {
+        (0, 0)
+    } else {
+        (nz_lo, width(nz_lo, nz_hi))
+    };
+    dense.min(1 + varint::len_i64(base) + n.div_ceil(8) + (k * w).div_ceil(8))
 }
 
 /// Appends the packed form of `values` (the count is the caller's to store).
