@@ -79,7 +79,7 @@ struct Writer {
     /// Whether a pending row exists; it is the newest row.
     pending: bool,
     /// Field values present (not null), encoded and pending.
-    present: u32,
+    present: u64,
     prev_time: i64,
     prev_delta: i64,
     /// Time of the pending row.
@@ -128,7 +128,7 @@ impl Writer {
         }
         for (&f, &v) in fields.iter().zip(values) {
             let c = &mut self.columns[usize::from(f)];
-            self.present += u32::from(!c.has);
+            self.present += u64::from(!c.has);
             c.value = v.to_bits();
             c.has = true;
         }
@@ -271,12 +271,10 @@ impl Writer {
         if Arc::get_mut(&mut self.words).is_none() {
             self.words = (0..self.words.len()).map(|_| AtomicU64::new(0)).collect();
         }
-        let columns = std::mem::take(&mut self.columns);
-        let words = std::mem::replace(&mut self.words, Arc::new([]));
-        *self = Writer {
-            words,
-            ..Writer::new(columns.len())
-        };
+        self.columns.fill(Column::default());
+        (self.acc, self.at, self.used, self.rows, self.declared) = (0, 0, 0, 0, 0);
+        (self.pending, self.present) = (false, 0);
+        (self.prev_time, self.prev_delta, self.newest) = (0, 0, 0);
     }
 }
 
@@ -393,7 +391,7 @@ impl OpenHead {
 
     /// Field values present (not null) over all rows.
     pub(crate) fn present(&self) -> u64 {
-        self.0.as_ref().map_or(0, |w| u64::from(w.present))
+        self.0.as_ref().map_or(0, |w| w.present)
     }
 
     /// Heap bytes held, with the allocator's rounding, for memory accounting.
@@ -411,7 +409,7 @@ impl OpenHead {
         let columns = columns.max(self.columns());
         let bits = self.0.as_ref().map_or(0, |w| w.bits());
         let words = (bits + rows * row_bits_bound(columns)).div_ceil(64);
-        let state = std::mem::size_of::<Writer>() + 24 * columns + 64;
+        let state = std::mem::size_of::<Writer>() + std::mem::size_of::<Column>() * columns + 64;
         2 * 8 * words + state
     }
 
