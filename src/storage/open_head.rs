@@ -32,18 +32,17 @@
 //! - **values**, per present column, XORed with the column's previous value (zero
 //!   before its first): `0` when equal; `10` + the bits of the column's current
 //!   window; `11` + 6 bits of leading zeros + 6 bits of length - 1 + that many bits,
-//!   which become the window.
+//!   which become the window (Gorilla's XOR, written by the same
+//!   [`XorWindow`] as sealed chunks' XOR codec).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use super::codec::{WINDOW_HEADER_BITS, XorWindow};
 use super::head::{Head, HeadColumn};
 use super::series::Row;
 use super::snapshot::TimeRange;
 use super::stats::malloc_bytes;
-
-/// Bits of an XOR window header: 6 bits of leading zeros + 6 bits of length - 1.
-const WINDOW_HEADER_BITS: u32 = 12;
 
 /// At most the bits of one encoded row with `columns` columns: a 68-bit time, an
 /// 18-bit presence header and a bit per column, 78 bits per value.
@@ -56,9 +55,7 @@ fn row_bits_bound(columns: usize) -> usize {
 #[derive(Debug, Clone, Copy, Default)]
 struct Column {
     prev: u64,
-    /// The XOR window's leading zeros and length; length 0 before the first window.
-    lead: u8,
-    len: u8,
+    window: XorWindow,
     value: u64,
     has: bool,
 }
@@ -185,26 +182,14 @@ impl Writer {
     }
 
     fn put_value(&mut self, i: usize) {
-        let c = self.columns[i];
-        let x = c.value ^ c.prev;
-        self.columns[i].prev = c.value;
-        if x == 0 {
-            self.put(0, 1);
-            return;
-        }
-        let (lz, tz) = (x.leading_zeros(), x.trailing_zeros());
-        let len = 64 - lz - tz;
-        let (wl, wlen) = (u32::from(c.lead), u32::from(c.len));
-        // Reuse the window when it holds the bits and is not much wider than needed.
-        if wlen > 0 && lz >= wl && tz >= 64 - wl - wlen && wlen <= len + WINDOW_HEADER_BITS {
-            self.put(0b10, 2);
-            self.put(x >> (64 - wl - wlen), wlen);
-            return;
-        }
-        self.put((0b11 << 12) | (u64::from(lz) << 6) | u64::from(len - 1), 14);
-        self.put(x >> tz, len);
-        self.columns[i].lead = lz as u8;
-        self.columns[i].len = len as u8;
+        let Column {
+            prev,
+            mut window,
+            value,
+            ..
+        } = self.columns[i];
+        window.put(value ^ prev, |v, n| self.put(v, n));
+        (self.columns[i].prev, self.columns[i].window) = (value, window);
     }
 
     /// Encodes the pending row into the stream.

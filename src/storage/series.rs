@@ -387,7 +387,7 @@ impl Series {
 
     /// Seals the head; `keep_room` keeps its buffer for a series being written.
     fn seal_head(&mut self, ctx: &mut SealContext<'_>, keep_room: bool) {
-        if !self.head.is_empty() {
+        if let Some(last) = self.head.last_row() {
             let head = if keep_room {
                 self.head.take_keeping_room()
             } else {
@@ -395,7 +395,7 @@ impl Series {
             };
             let (chunk, bytes) = Chunk::seal(&head, ctx.interner);
             ctx.added(bytes);
-            self.sealed_last = last_row(&head).map(LastRow::new);
+            self.sealed_last = Some(LastRow::new(last));
             self.edit_chunks(|chunks| chunks.push(Arc::new(chunk)));
         }
         if self.ooo.is_some() {
@@ -532,11 +532,6 @@ impl Series {
             .as_ref()
             .map(|row| (self.newest, row.to_row()))
     }
-}
-
-fn last_row(head: &Head) -> Option<Row> {
-    let i = head.len().checked_sub(1)?;
-    Some((0..head.columns.len()).map(|f| head.value(f, i)).collect())
 }
 
 #[cfg(test)]

@@ -157,6 +157,7 @@ mod xor;
 mod tests;
 
 pub use error::CodecError;
+pub(crate) use xor::{WINDOW_HEADER_BITS, XorWindow};
 
 /// Format version written in the high nibble of every block's first byte.
 pub const FORMAT_VERSION: u8 = 2;

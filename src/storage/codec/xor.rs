@@ -6,7 +6,44 @@ use super::bits::{BitReader, BitWriter};
 use super::{CodecError, FloatCodec, reserve, write_header};
 
 /// Bits of a '11' window header: 6 bits leading zeros + 6 bits (length - 1).
-const WINDOW_HEADER_BITS: u32 = 12;
+pub(crate) const WINDOW_HEADER_BITS: u32 = 12;
+
+/// The XOR window an encoder is in, and how it writes one value: shared by sealed
+/// chunks and open heads (`storage::open_head`), which store the same bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct XorWindow {
+    /// Leading zeros of the window.
+    lead: u8,
+    /// Width of the window; 0 before the first '11'.
+    len: u8,
+}
+
+impl XorWindow {
+    /// Writes `x`, a value XORed with its predecessor, through `put(bits, n)` (n in
+    /// 1..=64): `0` when zero, `10` + the window's bits when `x` fits the window and
+    /// the window is not much wider than `x` needs, else `11` + a new window header +
+    /// the meaningful bits, which become the window.
+    #[inline]
+    pub(crate) fn put(&mut self, x: u64, mut put: impl FnMut(u64, u32)) {
+        if x == 0 {
+            put(0, 1);
+            return;
+        }
+        let (lz, tz) = (x.leading_zeros(), x.trailing_zeros());
+        let len = 64 - lz - tz;
+        let (wl, wlen) = (u32::from(self.lead), u32::from(self.len));
+        // Reuse only when it is also cheaper than announcing a tighter window.
+        if wlen > 0 && lz >= wl && tz >= 64 - wl - wlen && wlen <= len + WINDOW_HEADER_BITS {
+            put(0b10, 2);
+            put(x >> (64 - wl - wlen), wlen);
+            return;
+        }
+        put((0b11 << 12) | (u64::from(lz) << 6) | u64::from(len - 1), 14);
+        put(x >> tz, len);
+        // lz < 64 and 1 <= len <= 64: both fit a byte.
+        (self.lead, self.len) = (lz as u8, len as u8);
+    }
+}
 
 pub(super) fn encode(values: &[f64], out: &mut Vec<u8>) {
     write_header(out, FloatCodec::Xor.id(), values.len());
@@ -16,30 +53,11 @@ pub(super) fn encode(values: &[f64], out: &mut Vec<u8>) {
     let mut w = BitWriter::new(out);
     let mut prev = first.to_bits();
     w.write(prev, 64);
-    // Current window as (leading zeros, trailing zeros); None until the first '11'.
-    let mut window: Option<(u32, u32)> = None;
+    let mut window = XorWindow::default();
     for v in rest {
         let bits = v.to_bits();
-        let x = bits ^ prev;
+        window.put(bits ^ prev, |v, n| w.write(v, n));
         prev = bits;
-        if x == 0 {
-            w.write(0, 1);
-            continue;
-        }
-        let (lz, tz) = (x.leading_zeros(), x.trailing_zeros());
-        let len = 64 - lz - tz;
-        if let Some((wl, wt)) = window {
-            let wlen = 64 - wl - wt;
-            // Reuse only when it is also cheaper than announcing a tighter window.
-            if lz >= wl && tz >= wt && wlen <= len + WINDOW_HEADER_BITS {
-                w.write(0b10, 2);
-                w.write(x >> wt, wlen);
-                continue;
-            }
-        }
-        w.write((0b11 << 12) | (u64::from(lz) << 6) | u64::from(len - 1), 14);
-        w.write(x >> tz, len);
-        window = Some((lz, tz));
     }
     w.finish();
 }

@@ -84,6 +84,17 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
+    /// Checks that nothing follows the `last` thing read (a section's end).
+    pub(crate) fn end(&self, last: &str) -> Result<(), FormatError> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        Err(FormatError::Invalid {
+            offset: self.offset(),
+            message: format!("bytes after the last {last}"),
+        })
+    }
+
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
     }

@@ -368,12 +368,7 @@ fn decode_table(
             rows,
         });
     }
-    if !r.is_empty() {
-        return Err(FormatError::Invalid {
-            offset: r.offset(),
-            message: "bytes after the last series".into(),
-        });
-    }
+    r.end("series")?;
     Ok(TableImage {
         name,
         seq,

@@ -189,12 +189,7 @@ pub(crate) fn decode_batch(
             &mut batch, table, tags, &names, &kinds, &times, values, &items,
         )?;
     }
-    if !items.is_empty() {
-        return Err(FormatError::Invalid {
-            offset: items.offset(),
-            message: "bytes after the last item".into(),
-        });
-    }
+    items.end("item")?;
     Ok(batch)
 }
 
@@ -213,12 +208,7 @@ fn decode_strings<'a>(reader: &mut Reader<'a>) -> Result<Vec<&'a str>, FormatErr
             })?,
         );
     }
-    if !reader.is_empty() {
-        return Err(FormatError::Invalid {
-            offset: reader.offset(),
-            message: "bytes after the last string".into(),
-        });
-    }
+    reader.end("string")?;
     Ok(strings)
 }
 
@@ -326,11 +316,6 @@ fn decode_v1(reader: &mut Reader<'_>) -> Result<WriteBatch, FormatError> {
             &mut batch, table, tags, &names, &kinds, &times, values, reader,
         )?;
     }
-    if !reader.is_empty() {
-        return Err(FormatError::Invalid {
-            offset: reader.offset(),
-            message: "bytes after the last item".into(),
-        });
-    }
+    reader.end("item")?;
     Ok(batch)
 }

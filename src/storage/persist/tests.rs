@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
+use super::FormatError;
 use super::bytes::{Reader, Writer};
 use super::checkpoint::{decode_checkpoint, write_checkpoint};
 use super::record::{decode_batch, encode_batch, encode_v1};
@@ -364,6 +365,39 @@ fn truncated_or_flipped_v2_payloads_fail_cleanly() {
     }
     let back = decode_batch(&mut Reader::new(&bytes, 0), 2).unwrap();
     assert_eq!(canonical(&back), canonical(&b));
+
+    // A byte after either section is named, with its offset.
+    let trailing =
+        |bytes: &[u8], version: u8| match decode_batch(&mut Reader::new(bytes, 0), version) {
+            Err(FormatError::Invalid { offset, message }) => (offset, message),
+            other => panic!("expected an error, got {other:?}"),
+        };
+    let mut after_strings = bytes.clone();
+    after_strings.push(0);
+    assert_eq!(
+        trailing(&after_strings, 2),
+        (
+            bytes.len() as u64,
+            "bytes after the last string".to_string()
+        )
+    );
+    let items = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+    let mut after_items = ((items + 1) as u32).to_le_bytes().to_vec();
+    after_items.extend_from_slice(&bytes[4..4 + items]);
+    after_items.push(0);
+    after_items.extend_from_slice(&bytes[4 + items..]);
+    assert_eq!(
+        trailing(&after_items, 2),
+        ((4 + items) as u64, "bytes after the last item".to_string())
+    );
+    let mut w = Writer::default();
+    encode_v1(&b, &mut w);
+    let v1_len = w.buf.len();
+    w.buf.push(0);
+    assert_eq!(
+        trailing(&w.buf, 1),
+        (v1_len as u64, "bytes after the last item".to_string())
+    );
 }
 
 /// Varints round-trip at the edges; an overlong or overflowing one, or a count the
