@@ -147,7 +147,7 @@ impl Writer {
     }
 
     /// Appends the low `n` (1..=64) bits of `v`, which has no higher bits set.
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, v: u64, n: u32) {
         debug_assert!((1..=64).contains(&n) && (n == 64 || v >> n == 0));
         let free = 64 - self.used;
