@@ -144,7 +144,7 @@ impl TableProvider for BucketTable {
                 filters.select(index)
             })
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let partitions = scan_partitions(state, &counts);
+        let partitions = scan_partitions(state, &counts, self.fields.len());
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             Partitioning::UnknownPartitioning(partitions),
@@ -192,6 +192,22 @@ pub struct BucketExec {
 }
 
 impl BucketExec {
+    /// At most one row per selected series and bucket of the time range (when both
+    /// ends are bounded), and never more than the rows read.
+    fn output_rows_bound(&self) -> u64 {
+        let range = self.filters.range;
+        let width = i128::from(self.spec.width_ms.max(1));
+        let buckets = if range.start > i64::MIN && range.end < i64::MAX && range.end > range.start {
+            let first = i128::from(self.spec.bucket(range.start));
+            let last = i128::from(self.spec.bucket(range.end - 1));
+            u64::try_from((last - first) / width + 1).unwrap_or(u64::MAX)
+        } else {
+            u64::MAX
+        };
+        let series = self.counts.series_selected;
+        self.counts.rows_bound.min(series.saturating_mul(buckets))
+    }
+
     fn snapshot(&self) -> DfResult<Arc<TableSnapshot>> {
         self.shared.get(|| {
             self.storage
@@ -290,7 +306,8 @@ impl DisplayAs for BucketExec {
         if !self.filters.pushed.is_empty() {
             write!(f, ", pushed=[{}]", self.filters.pushed.join(", "))?;
         }
-        Ok(())
+        // The estimate DataFusion partitions by (see `HotScanExec`).
+        write!(f, ", rows<={}", self.output_rows_bound())
     }
 }
 
@@ -315,7 +332,7 @@ impl ExecutionPlan for BucketExec {
     ) -> DfResult<Arc<Statistics>> {
         Ok(row_bound_statistics(
             &self.schema(),
-            &self.counts,
+            self.output_rows_bound(),
             self.partitions,
             args,
         ))

@@ -183,11 +183,24 @@ pub(crate) fn chunk_filter(
     }))
 }
 
-/// How many partitions a scan of `counts` gets: its series split over the cores,
-/// but one for at most a batch of rows, where the repartition and merge that
-/// splitting adds cost more than the scan.
-pub(crate) fn scan_partitions(state: &dyn Session, counts: &SelectionCounts) -> usize {
-    if counts.rows_bound <= state.config().batch_size() as u64 {
+/// Values (rows times columns) per batch of rows a scan may decode in one partition.
+///
+/// Splitting a scan costs a repartition or merge above it and hands batches between
+/// threads; for a few hundred thousand values (about a quarter of a millisecond of
+/// decoding at the default batch size) that costs more than the second core saves.
+const VALUES_PER_PARTITION_BATCH: u64 = 32;
+
+/// How many partitions a scan of `counts` decoding `columns` columns gets: its series
+/// split over the cores, but one when it decodes at most
+/// [`VALUES_PER_PARTITION_BATCH`] × the batch size values.
+pub(crate) fn scan_partitions(
+    state: &dyn Session,
+    counts: &SelectionCounts,
+    columns: usize,
+) -> usize {
+    let batch = state.config().batch_size() as u64;
+    let values = counts.rows_bound.saturating_mul(columns.max(1) as u64);
+    if values <= batch.saturating_mul(VALUES_PER_PARTITION_BATCH) {
         1
     } else {
         state
@@ -197,17 +210,17 @@ pub(crate) fn scan_partitions(state: &dyn Session, counts: &SelectionCounts) -> 
     }
 }
 
-/// A scan's statistics: the selection's row bound from planning, as an estimate
+/// A scan's statistics: the bound on its output rows from planning, as an estimate
 /// (writes may add rows before execution). With it DataFusion keeps a small scan in
 /// one partition rather than adding a round-robin repartition above it (the session
 /// lets it trust estimates).
 pub(crate) fn row_bound_statistics(
     schema: &SchemaRef,
-    counts: &SelectionCounts,
+    rows_bound: u64,
     partitions: usize,
     args: &StatisticsArgs,
 ) -> Arc<Statistics> {
-    let rows = counts.rows_bound as usize;
+    let rows = usize::try_from(rows_bound).unwrap_or(usize::MAX);
     let rows = match args.partition() {
         Some(_) => rows.div_ceil(partitions.max(1)),
         None => rows,
@@ -262,7 +275,7 @@ impl ExecutionPlan for HotScanExec {
     ) -> DfResult<Arc<Statistics>> {
         Ok(row_bound_statistics(
             &self.schema,
-            &self.spec.counts,
+            self.spec.counts.rows_bound,
             self.partitions,
             args,
         ))

@@ -143,7 +143,7 @@ impl HotTable {
             )
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let time_ordered = columns.iter().any(|c| c == TIME_COLUMN) && (all_tags || counts.unique);
-        let partitions = super::exec::scan_partitions(state, &counts);
+        let partitions = super::exec::scan_partitions(state, &counts, columns.len());
         let spec = ScanSpec {
             table: self.name.clone(),
             columns,
