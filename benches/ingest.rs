@@ -8,6 +8,9 @@
 //! - `write/tsbs-cpu`: the whole TSBS cpu-only data set (`METRICSTORE_BENCH_TSBS`,
 //!   quick scale by default) into a fresh store, batches of 10 000 rows built
 //!   beforehand. Prints rows/s and field values/s.
+//! - `decode/remote-write`: a remote write 1.0 body (snappy) of 10 TSBS-like series
+//!   per host of the quick scale, 10 samples each, decoded again and again, as a
+//!   Prometheus server's every request repeats its series' labels. Prints samples/s.
 //!
 //! The process allocates with mimalloc, as the `metricstore` binary does.
 
@@ -16,6 +19,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use metricstore::ingest::remote_write::{self, Encoding, Version};
 use metricstore::workload::tsbs::{CpuOnly, Variant};
 use metricstore::{MetricStore, TagSet, WriteBatch};
 
@@ -148,6 +152,50 @@ fn bench(c: &mut Criterion) {
             total
         })
     });
+    group.finish();
+    bench_remote_write_decode(c);
+}
+
+fn bench_remote_write_decode(c: &mut Criterion) {
+    let config = common::tsbs_config(Variant::Integer);
+    let workload = CpuOnly::new(config);
+    let series: Vec<remote_write::EncodeSeries> = workload
+        .hosts()
+        .iter()
+        .flat_map(|host| {
+            (0..10).map(move |f| {
+                let mut labels = vec![("__name__".to_string(), format!("cpu_field_{f}"))];
+                labels.extend(host.tags().pairs().iter().cloned());
+                let samples = (0..10)
+                    .map(|i| (START_MS + i * STEP_MS, (i * f) as f64 * 0.5))
+                    .collect();
+                (labels, samples)
+            })
+        })
+        .collect();
+    let body = remote_write::encode_v1(&series, &[]);
+    let samples = series.len() * 10;
+    let decode = || {
+        remote_write::decode(&body, Version::V1, Encoding::Snappy, 64 << 20)
+            .expect("the body is valid")
+    };
+    // The first decode fills this thread's identity cache, as a server's first request.
+    assert_eq!(decode().samples, samples);
+    let rounds = 200;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(decode());
+    }
+    let took = start.elapsed();
+    println!(
+        "remote_write decode: {} samples/s ({} series of 10 samples, {} bytes, labels known)",
+        common::per_second((rounds * samples) as f64, took),
+        series.len(),
+        body.len()
+    );
+    let mut group = c.benchmark_group("decode");
+    group.throughput(Throughput::Elements(samples as u64));
+    group.bench_function("remote-write", |b| b.iter(decode));
     group.finish();
 }
 

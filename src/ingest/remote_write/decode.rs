@@ -5,7 +5,8 @@
 //! once per request, not once per series), then copied into the batch. Only one series
 //! is ever held in decoded form, and a decode error names the series and its offset.
 //! In 1.0, a series whose label bytes this thread has decoded before takes its table
-//! and tags from the [`Identities`] cache and decodes only its samples.
+//! and tags from the [`Identities`] cache and decodes only its samples, by hand
+//! ([`proto::plain_samples`]) when the series has the plain form every sender writes.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -93,9 +94,12 @@ pub(super) fn v1(msg: &[u8]) -> Result<Decoded, E> {
             let cached = hash.and_then(|h| cache.get(h, &label_fields));
             let (table, tags, samples) = match cached {
                 Some((table, tags)) => {
-                    decode_series(&mut known, i, f)?;
-                    out.decoded.histograms_rejected += known.histograms.len();
-                    out.decoded.exemplars_ignored += known.exemplars.len();
+                    known.samples.clear();
+                    if !proto::plain_samples(f.payload, &mut known.samples) {
+                        decode_series(&mut known, i, f)?;
+                        out.decoded.histograms_rejected += known.histograms.len();
+                        out.decoded.exemplars_ignored += known.exemplars.len();
+                    }
                     (table, tags, &known.samples)
                 }
                 None => {

@@ -116,6 +116,12 @@ proptest! {
         prop_assert_eq!(kinds(&d1), kinds(&d2));
         prop_assert_eq!((d1.samples, d1.series), (n, series.len()));
         prop_assert_eq!((d2.samples, d2.series), (n, series.len()));
+        // Again: now this thread's identity cache knows every series' labels, and
+        // only the samples are decoded.
+        let again = decode(&encode_v1(&series, &meta), Version::V1, Encoding::Snappy, LIMIT)
+            .unwrap();
+        prop_assert_eq!(got(&again), expected(&series));
+        prop_assert_eq!(kinds(&again), kinds(&d1));
     }
 
     #[test]

@@ -231,6 +231,67 @@ pub(crate) fn fields<'a, E: From<WireError>>(
     Ok(())
 }
 
+/// The samples of a 1.0 `TimeSeries` that holds only labels and samples, each sample
+/// only `value` (fixed64) and `timestamp` (varint) fields: what every sender writes.
+/// Appends them to `out` and returns `true`, or returns `false` for anything else
+/// (exemplars, histograms, unknown fields, other wire types, bad framing), which the
+/// caller hands to prost to decode or to refuse. Labels are skipped unread: the
+/// caller has matched their bytes already.
+///
+/// This is the ingest hot path's per-series decode once the identity cache knows the
+/// labels: one walk of the series, no second walk of its labels by prost.
+pub(crate) fn plain_samples(series: &[u8], out: &mut Vec<Sample>) -> bool {
+    const LABEL_KEY: u64 = 1 << 3 | 2;
+    const SAMPLE_KEY: u64 = 2 << 3 | 2;
+    let mut pos = 0;
+    while pos < series.len() {
+        let Some(key @ (LABEL_KEY | SAMPLE_KEY)) = varint(series, &mut pos) else {
+            return false;
+        };
+        let end = varint(series, &mut pos)
+            .and_then(|len| usize::try_from(len).ok())
+            .and_then(|len| pos.checked_add(len))
+            .filter(|&end| end <= series.len());
+        let Some(end) = end else { return false };
+        if key == SAMPLE_KEY {
+            match series.get(pos..end).and_then(plain_sample) {
+                Some(sample) => out.push(sample),
+                None => return false,
+            }
+        }
+        pos = end;
+    }
+    true
+}
+
+/// A `Sample` of only `value = 1` (fixed64) and `timestamp = 2` (varint) fields, in
+/// any order, the last occurrence winning (as prost merges); `None` for anything else.
+fn plain_sample(msg: &[u8]) -> Option<Sample> {
+    const VALUE_KEY: u8 = 1 << 3 | 1;
+    const TIMESTAMP_KEY: u8 = 2 << 3;
+    let mut sample = Sample {
+        value: None,
+        timestamp: 0,
+    };
+    let mut pos = 0;
+    while pos < msg.len() {
+        let key = msg[pos];
+        pos += 1;
+        match key {
+            VALUE_KEY => {
+                let bytes = msg.get(pos..pos + 8)?;
+                let bits = u64::from_le_bytes(bytes.try_into().ok()?);
+                sample.value = Some(f64::from_bits(bits));
+                pos += 8;
+            }
+            // int64 on the wire: the varint's 64 bits, two's complement.
+            TIMESTAMP_KEY => sample.timestamp = varint(msg, &mut pos)? as i64,
+            _ => return None,
+        }
+    }
+    Some(sample)
+}
+
 /// Reads a base-128 varint at `*pos`, advancing it; `None` if truncated or over 10 bytes.
 fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let mut value = 0u64;
@@ -289,6 +350,85 @@ mod tests {
             0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
         ];
         assert_eq!(collect(&long).unwrap_err().message, "invalid varint");
+    }
+
+    /// A series' bytes from parts: labels, samples (value bits, timestamp) and, by
+    /// choice, an exemplar or a stray field, in the order given.
+    fn series_bytes(parts: &[(u8, Vec<u8>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (key, payload) in parts {
+            out.push(*key);
+            prost::encoding::encode_varint(payload.len() as u64, &mut out);
+            out.extend_from_slice(payload);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_samples_agree_with_prost(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            use prost::Message;
+            let mut got = Vec::new();
+            if plain_samples(&bytes, &mut got) {
+                let want = v1::known::TimeSeries::decode(bytes.as_slice());
+                let want = want.expect("plain bytes decode with prost too");
+                proptest::prop_assert!(want.exemplars.is_empty() && want.histograms.is_empty());
+                proptest::prop_assert_eq!(got, want.samples);
+            }
+        }
+
+        #[test]
+        fn encoded_series_are_plain(
+            samples in proptest::collection::vec((proptest::prelude::any::<i64>(), proptest::prelude::any::<u64>()), 0..8),
+            labels in 0..4usize,
+        ) {
+            use prost::Message;
+            let series = v1::TimeSeries {
+                labels: (0..labels)
+                    .map(|i| v1::Label { name: format!("l{i}"), value: "v".into() })
+                    .collect(),
+                samples: samples.iter().map(|&(t, bits)| Sample::new(t, f64::from_bits(bits))).collect(),
+                ..Default::default()
+            };
+            let mut got = Vec::new();
+            proptest::prop_assert!(plain_samples(&series.encode_to_vec(), &mut got));
+            let bits: Vec<(i64, u64)> = got
+                .iter()
+                .map(|s| (s.timestamp, s.value.unwrap_or(0.0).to_bits()))
+                .collect();
+            proptest::prop_assert_eq!(bits, samples);
+        }
+    }
+
+    #[test]
+    fn anything_but_labels_and_samples_is_left_to_prost() {
+        let label = (0x0a, vec![0x0a, 1, b'a', 0x12, 1, b'b']);
+        let sample = (0x12, vec![0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 0x05]);
+        let mut out = Vec::new();
+        assert!(plain_samples(
+            &series_bytes(&[label.clone(), sample.clone()]),
+            &mut out
+        ));
+        assert_eq!(
+            out,
+            vec![Sample {
+                value: Some(1.0),
+                timestamp: 5
+            }]
+        );
+        let exemplar = (0x1a, vec![]);
+        let histogram = (0x22, vec![]);
+        let unknown_in_sample = (0x12, vec![0x18, 1]);
+        let truncated_value = (0x12, vec![0x09, 0, 0]);
+        for odd in [exemplar, histogram, unknown_in_sample, truncated_value] {
+            assert!(!plain_samples(
+                &series_bytes(&[label.clone(), odd]),
+                &mut out
+            ));
+        }
+        // A stray varint field and a length running past the end.
+        assert!(!plain_samples(&[0x28, 1], &mut out));
+        assert!(!plain_samples(&[0x12, 5, 0x10], &mut out));
     }
 
     #[test]
