@@ -36,117 +36,20 @@ enum Order {
 
 const ORDERS: [Order; 3] = [Order::Raw, Order::Delta, Order::DeltaOfDelta];
 
-/// Writes residuals of `values` for `order` into `res` (cleared first); returns the
-/// head stored before them: `m[0]` and, for delta-of-delta, `m[1] - m[0]`.
-fn residuals(values: &[i64], order: Order, res: &mut Vec<i64>) -> ([i64; 2], usize) {
-    res.clear();
-    let len = (order as usize).min(values.len());
-    let mut head = [0i64; 2];
-    if let Some(&first) = values.first() {
-        head[0] = first;
-    }
-    if let Some(&second) = values.get(1) {
-        head[1] = second.wrapping_sub(head[0]);
-    }
-    match order {
-        Order::Raw => res.extend_from_slice(values),
-        Order::Delta => res.extend(values.windows(2).map(|w| w[1].wrapping_sub(w[0]))),
-        Order::DeltaOfDelta => res.extend(values.windows(3).map(|w| {
-            w[2].wrapping_sub(w[1])
-                .wrapping_sub(w[1].wrapping_sub(w[0]))
-        })),
-    }
-    (head, len)
-}
-
-/// Frame of reference of one block: its minimum and the bits needed above it.
-#[inline]
-fn frame(block: &[i64]) -> (i64, u32) {
-    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-    for &v in block {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    if block.is_empty() {
-        return (0, 0);
-    }
-    // hi - lo fits in u64 exactly even when it overflows i64.
-    let span = hi.wrapping_sub(lo) as u64;
-    (lo, 64 - span.leading_zeros())
-}
-
 /// Flag in a block's width byte marking a sparse block.
 const SPARSE: u8 = 0x80;
-
-/// Bytes of a block packed densely (frame of reference over every residual).
-fn dense_size(block: &[i64]) -> usize {
-    let (base, width) = frame(block);
-    1 + varint::len_i64(base) + (block.len() * width as usize).div_ceil(8)
-}
-
-/// Bytes of a block packed sparsely (bitmap + frame of reference over the non-zero
-/// residuals), or `None` when too few residuals are zero for it to pay.
-fn sparse_size(block: &[i64]) -> Option<(usize, i64, u32)> {
-    let zeros = block.iter().filter(|&&v| v == 0).count();
-    // The bitmap costs a bit per value; below a quarter zeros it cannot win.
-    if zeros * 4 < block.len() {
-        return None;
-    }
-    let (mut lo, mut hi, mut k) = (i64::MAX, i64::MIN, 0usize);
-    for &v in block.iter().filter(|&&v| v != 0) {
-        lo = lo.min(v);
-        hi = hi.max(v);
-        k += 1;
-    }
-    let (base, width) = if k == 0 {
-        (0, 0)
-    } else {
-        (lo, 64 - (hi.wrapping_sub(lo) as u64).leading_zeros())
-    };
-    let size =
-        1 + varint::len_i64(base) + block.len().div_ceil(8) + (k * width as usize).div_ceil(8);
-    Some((size, base, width))
-}
 
 /// The order that packs `values` smallest, and its size without the order byte.
 ///
 /// Each order's residuals are made one block at a time in a stack buffer and sized
-/// by one branch-free pass (the sizes [`dense_size`] and [`sparse_size`] give):
-/// sealing tries this for every chunk, so it must not allocate or rescan.
+/// by one branch-free pass ([`plan_block`]): sealing tries this for every chunk, so it
+/// must not allocate or rescan.
 fn best_order(values: &[i64]) -> (usize, Order) {
-    let first = values.first().copied().unwrap_or(0);
-    let second = values.get(1).map_or(0, |v| v.wrapping_sub(first));
-    let mut block = [0i64; BLOCK];
     let mut best = (usize::MAX, Order::Raw);
     for order in ORDERS {
-        let k = order as usize;
-        let mut size = [first, second][..k.min(values.len())]
-            .iter()
-            .map(|&v| varint::len_i64(v))
-            .sum::<usize>();
-        let residuals = values.len().saturating_sub(k);
-        let mut start = 0;
-        while start < residuals {
-            let b = &mut block[..(residuals - start).min(BLOCK)];
-            let from = &values[start..start + b.len() + k];
-            match order {
-                Order::Raw => b.copy_from_slice(from),
-                Order::Delta => {
-                    for (r, w) in b.iter_mut().zip(from.windows(2)) {
-                        *r = w[1].wrapping_sub(w[0]);
-                    }
-                }
-                Order::DeltaOfDelta => {
-                    for (r, w) in b.iter_mut().zip(from.windows(3)) {
-                        *r = w[2]
-                            .wrapping_sub(w[1])
-                            .wrapping_sub(w[1].wrapping_sub(w[0]));
-                    }
-                }
-            }
-            size += block_bytes(b);
-            start += b.len();
-        }
+        let (head, len) = head(values, order);
+        let mut size = head[..len].iter().map(|&v| varint::len_i64(v)).sum();
+        for_each_block(values, order, |block| size += plan_block(block).bytes);
         if size < best.0 {
             best = (size, order);
         }
@@ -154,8 +57,59 @@ fn best_order(values: &[i64]) -> (usize, Order) {
     best
 }
 
-/// `min(dense_size, sparse_size)` of a non-empty block, in one pass.
-fn block_bytes(block: &[i64]) -> usize {
+/// The values stored verbatim before `order`'s residuals: `v[0]` and, for
+/// delta-of-delta, `v[1] - v[0]`; the first `len` of the array (fewer when there are
+/// fewer values).
+fn head(values: &[i64], order: Order) -> ([i64; 2], usize) {
+    let first = values.first().copied().unwrap_or(0);
+    let second = values.get(1).map_or(0, |v| v.wrapping_sub(first));
+    ([first, second], (order as usize).min(values.len()))
+}
+
+/// Calls `f` with `order`'s residuals of `values`, block by block, made in a stack
+/// buffer.
+#[inline]
+fn for_each_block(values: &[i64], order: Order, mut f: impl FnMut(&[i64])) {
+    let k = order as usize;
+    let residuals = values.len().saturating_sub(k);
+    let mut block = [0i64; BLOCK];
+    let mut start = 0;
+    while start < residuals {
+        let b = &mut block[..(residuals - start).min(BLOCK)];
+        let from = &values[start..start + b.len() + k];
+        match order {
+            Order::Raw => b.copy_from_slice(from),
+            Order::Delta => {
+                for (r, w) in b.iter_mut().zip(from.windows(2)) {
+                    *r = w[1].wrapping_sub(w[0]);
+                }
+            }
+            Order::DeltaOfDelta => {
+                for (r, w) in b.iter_mut().zip(from.windows(3)) {
+                    *r = w[2]
+                        .wrapping_sub(w[1])
+                        .wrapping_sub(w[1].wrapping_sub(w[0]));
+                }
+            }
+        }
+        f(b);
+        start += b.len();
+    }
+}
+
+/// How one block is packed: densely (frame of reference over every residual) or
+/// sparsely (a bitmap of the non-zero residuals, and a frame over those), whichever is
+/// smaller, sparse only when strictly so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BlockPlan {
+    bytes: usize,
+    sparse: bool,
+    base: i64,
+    width: u32,
+}
+
+/// The [`BlockPlan`] of a non-empty block, in one branch-free pass.
+fn plan_block(block: &[i64]) -> BlockPlan {
     let (mut lo, mut hi, mut zeros) = (i64::MAX, i64::MIN, 0usize);
     let (mut nz_lo, mut nz_hi) = (i64::MAX, i64::MIN);
     for &r in block {
@@ -166,59 +120,70 @@ fn block_bytes(block: &[i64]) -> usize {
         nz_lo = nz_lo.min(if zero { i64::MAX } else { r });
         nz_hi = nz_hi.max(if zero { i64::MIN } else { r });
     }
-    let width = |lo: i64, hi: i64| (64 - (hi.wrapping_sub(lo) as u64).leading_zeros()) as usize;
+    // hi - lo fits in u64 exactly even when it overflows i64.
+    let width = |lo: i64, hi: i64| 64 - (hi.wrapping_sub(lo) as u64).leading_zeros();
     let n = block.len();
-    let dense = 1 + varint::len_i64(lo) + (n * width(lo, hi)).div_ceil(8);
-    // As `sparse_size`: the bitmap cannot pay below a quarter zeros.
+    let dense = BlockPlan {
+        bytes: 1 + varint::len_i64(lo) + (n * width(lo, hi) as usize).div_ceil(8),
+        sparse: false,
+        base: lo,
+        width: width(lo, hi),
+    };
+    // The bitmap costs a bit per value; below a quarter zeros it cannot win.
     if zeros * 4 < n {
         return dense;
     }
     let k = n - zeros;
-    let (base, w) = if k == 0 {
+    let (base, width) = if k == 0 {
         (0, 0)
     } else {
         (nz_lo, width(nz_lo, nz_hi))
     };
-    dense.min(1 + varint::len_i64(base) + n.div_ceil(8) + (k * w).div_ceil(8))
+    let bytes = 1 + varint::len_i64(base) + n.div_ceil(8) + (k * width as usize).div_ceil(8);
+    if bytes < dense.bytes {
+        BlockPlan {
+            bytes,
+            sparse: true,
+            base,
+            width,
+        }
+    } else {
+        dense
+    }
 }
 
 /// Appends the packed form of `values` (the count is the caller's to store).
 pub(super) fn encode(values: &[i64], out: &mut Vec<u8>) {
-    let mut res = Vec::with_capacity(values.len());
-    let best = best_order(values);
-    let order = best.1;
-    let (head, len) = residuals(values, order, &mut res);
-    out.reserve(best.0 + 1);
+    let (size, order) = best_order(values);
+    out.reserve(size + 1);
     out.push(order as u8);
+    let (head, len) = head(values, order);
     for &v in &head[..len] {
         varint::write_i64(out, v);
     }
-    let mut nonzero = Vec::with_capacity(BLOCK);
-    for block in res.chunks(BLOCK) {
-        let dense = dense_size(block);
-        match sparse_size(block) {
-            Some((size, base, width)) if size < dense => {
-                out.push(SPARSE | width as u8);
-                varint::write_i64(out, base);
-                let mut bitmap = [0u8; BLOCK / 8];
-                nonzero.clear();
-                for (i, &v) in block.iter().enumerate() {
-                    if v != 0 {
-                        bitmap[i / 8] |= 1 << (i % 8);
-                        nonzero.push(v);
-                    }
+    let mut nonzero = [0i64; BLOCK];
+    for_each_block(values, order, |block| {
+        let plan = plan_block(block);
+        if plan.sparse {
+            out.push(SPARSE | plan.width as u8);
+            varint::write_i64(out, plan.base);
+            let mut bitmap = [0u8; BLOCK / 8];
+            let mut k = 0;
+            for (i, &v) in block.iter().enumerate() {
+                if v != 0 {
+                    bitmap[i / 8] |= 1 << (i % 8);
+                    nonzero[k] = v;
+                    k += 1;
                 }
-                out.extend_from_slice(&bitmap[..block.len().div_ceil(8)]);
-                pack(&nonzero, base, width, out);
             }
-            _ => {
-                let (base, width) = frame(block);
-                out.push(width as u8);
-                varint::write_i64(out, base);
-                pack(block, base, width, out);
-            }
+            out.extend_from_slice(&bitmap[..block.len().div_ceil(8)]);
+            pack(&nonzero[..k], plan.base, plan.width, out);
+        } else {
+            out.push(plan.width as u8);
+            varint::write_i64(out, plan.base);
+            pack(block, plan.base, plan.width, out);
         }
-    }
+    });
 }
 
 /// LSB-first packing: value `i` of the block occupies bits `i*w .. (i+1)*w`, where bit
@@ -398,6 +363,76 @@ fn unpack(src: &[u8; MAX_BLOCK_BYTES + 16], width: u32, base: i64, dst: &mut [i6
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The naive reference the streaming encoder is checked against: writes residuals
+    /// of `values` for `order` into `res` (cleared first); returns the head stored before
+    /// them: `m[0]` and, for delta-of-delta, `m[1] - m[0]`.
+    fn residuals(values: &[i64], order: Order, res: &mut Vec<i64>) -> ([i64; 2], usize) {
+        res.clear();
+        let len = (order as usize).min(values.len());
+        let mut head = [0i64; 2];
+        if let Some(&first) = values.first() {
+            head[0] = first;
+        }
+        if let Some(&second) = values.get(1) {
+            head[1] = second.wrapping_sub(head[0]);
+        }
+        match order {
+            Order::Raw => res.extend_from_slice(values),
+            Order::Delta => res.extend(values.windows(2).map(|w| w[1].wrapping_sub(w[0]))),
+            Order::DeltaOfDelta => res.extend(values.windows(3).map(|w| {
+                w[2].wrapping_sub(w[1])
+                    .wrapping_sub(w[1].wrapping_sub(w[0]))
+            })),
+        }
+        (head, len)
+    }
+
+    /// Frame of reference of one block: its minimum and the bits needed above it.
+    #[inline]
+    fn frame(block: &[i64]) -> (i64, u32) {
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for &v in block {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        if block.is_empty() {
+            return (0, 0);
+        }
+        // hi - lo fits in u64 exactly even when it overflows i64.
+        let span = hi.wrapping_sub(lo) as u64;
+        (lo, 64 - span.leading_zeros())
+    }
+
+    /// Bytes of a block packed densely (frame of reference over every residual).
+    fn dense_size(block: &[i64]) -> usize {
+        let (base, width) = frame(block);
+        1 + varint::len_i64(base) + (block.len() * width as usize).div_ceil(8)
+    }
+
+    /// Bytes of a block packed sparsely (bitmap + frame of reference over the non-zero
+    /// residuals), or `None` when too few residuals are zero for it to pay.
+    fn sparse_size(block: &[i64]) -> Option<(usize, i64, u32)> {
+        let zeros = block.iter().filter(|&&v| v == 0).count();
+        // The bitmap costs a bit per value; below a quarter zeros it cannot win.
+        if zeros * 4 < block.len() {
+            return None;
+        }
+        let (mut lo, mut hi, mut k) = (i64::MAX, i64::MIN, 0usize);
+        for &v in block.iter().filter(|&&v| v != 0) {
+            lo = lo.min(v);
+            hi = hi.max(v);
+            k += 1;
+        }
+        let (base, width) = if k == 0 {
+            (0, 0)
+        } else {
+            (lo, 64 - (hi.wrapping_sub(lo) as u64).leading_zeros())
+        };
+        let size =
+            1 + varint::len_i64(base) + block.len().div_ceil(8) + (k * width as usize).div_ceil(8);
+        Some((size, base, width))
+    }
 
     fn round_trip(values: &[i64]) -> Vec<u8> {
         let mut buf = vec![7u8];
