@@ -242,8 +242,9 @@ impl Storage {
         table: &Table,
         seq: impl FnOnce() -> u64,
     ) -> table::TableImage {
-        let inner = table.inner.read();
-        inner.image(&table.name, seq())
+        let image = table.inner.read().image(&table.name, seq());
+        // Decoding the open heads needs no lock: writers go on meanwhile.
+        image.decode()
     }
 
     /// Installs tables read from a checkpoint into an empty store.

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use super::chunk::{Chunk, TimestampInterner};
 use super::config::StorageConfig;
 use super::head::Head;
-use super::open_head::OpenHead;
+use super::open_head::{HeadView, OpenHead};
+use super::snapshot::TimeRange;
 use super::stats::malloc_bytes;
 use super::tags::TagSpan;
 
@@ -49,16 +50,33 @@ impl<'a> SealContext<'a> {
 /// The newest row of a series, kept so that "latest" needs no decoding.
 pub(crate) type Row = Box<[Option<f64>]>;
 
-/// A series copied for a checkpoint: chunks shared, heads copied.
+/// A series copied for a checkpoint: chunks shared, heads copied. Taken under the
+/// table's lock with the open head as a [`HeadView`] (a handle, no decoding), then
+/// [`decode`](SeriesImage::decode)d after the lock is released.
 #[derive(Debug)]
-pub(crate) struct SeriesImage {
+pub(crate) struct SeriesImage<H = Head> {
     pub(crate) tags: Box<[(u32, u32)]>,
     pub(crate) chunks: Vec<Arc<Chunk>>,
-    pub(crate) head: Head,
+    pub(crate) head: H,
     pub(crate) ooo: Option<Head>,
     pub(crate) newest: i64,
     pub(crate) sealed_last: Option<Row>,
     pub(crate) rows: u64,
+}
+
+impl SeriesImage<HeadView> {
+    /// The image with its open head's rows decoded.
+    pub(crate) fn decode(self) -> SeriesImage {
+        SeriesImage {
+            tags: self.tags,
+            chunks: self.chunks,
+            head: self.head.decode(TimeRange::ALL),
+            ooo: self.ooo,
+            newest: self.newest,
+            sealed_last: self.sealed_last,
+            rows: self.rows,
+        }
+    }
 }
 
 /// A series' sealed chunks, sorted and disjoint. A single chunk sits inline, so a
@@ -230,12 +248,13 @@ impl Series {
         out
     }
 
-    /// A checkpoint copy; `tags` are the series' pairs from the table's arena.
-    pub(crate) fn image(&self, tags: &[(u32, u32)]) -> SeriesImage {
+    /// A checkpoint copy, its open head still encoded; `tags` are the series' pairs
+    /// from the table's arena.
+    pub(crate) fn image(&self, tags: &[(u32, u32)]) -> SeriesImage<HeadView> {
         SeriesImage {
             tags: tags.into(),
             chunks: self.chunks.to_vec(),
-            head: self.head.to_head(),
+            head: self.head.view(),
             ooo: self.ooo.as_deref().cloned(),
             newest: self.newest,
             sealed_last: self.sealed_last.as_ref().map(LastRow::to_row),

@@ -13,7 +13,9 @@ use ahash::{HashMap, HashMapExt, HashSet, HashSetExt, RandomState};
 
 use super::chunk::{SharedTimestamps, TimestampInterner};
 use super::config::StorageConfig;
+use super::head::Head;
 use super::index::LabelIndex;
+use super::open_head::HeadView;
 use super::series::{SealContext, Series, SeriesImage};
 use super::tags::{TagArena, TagPairs};
 use crate::model::{
@@ -106,16 +108,33 @@ pub(crate) struct TableInner {
     pub(crate) newest: Option<i64>,
 }
 
-/// A table copied for a checkpoint (see [`TableInner::image`]).
+/// A table copied for a checkpoint (see [`TableInner::image`]); its series' open
+/// heads are [`HeadView`]s until [`decode`](TableImage::decode)d.
 #[derive(Debug)]
-pub(crate) struct TableImage {
+pub(crate) struct TableImage<H = Head> {
     pub(crate) name: Arc<str>,
     /// WAL seq when the copy was taken: records from it on are not in the image.
     pub(crate) seq: u64,
     pub(crate) fields: Vec<FieldDef>,
     pub(crate) tag_keys: Vec<Arc<str>>,
     pub(crate) tag_values: Vec<Vec<Arc<str>>>,
-    pub(crate) series: Vec<SeriesImage>,
+    pub(crate) series: Vec<SeriesImage<H>>,
+}
+
+impl TableImage<HeadView> {
+    /// The image with every open head's rows decoded: the work a checkpoint does
+    /// after releasing the table's lock, so that writers wait only for the copy of
+    /// handles.
+    pub(crate) fn decode(self) -> TableImage {
+        TableImage {
+            name: self.name,
+            seq: self.seq,
+            fields: self.fields,
+            tag_keys: self.tag_keys,
+            tag_values: self.tag_values,
+            series: self.series.into_iter().map(SeriesImage::decode).collect(),
+        }
+    }
 }
 
 /// Bytes assumed for a new series before its first sample, for the memory limit
@@ -659,8 +678,9 @@ impl TableInner {
         id
     }
 
-    /// Copies the table's state for a checkpoint: chunks are shared, heads copied.
-    pub(crate) fn image(&self, name: &Arc<str>, seq: u64) -> TableImage {
+    /// Copies the table's state for a checkpoint: chunks are shared, open heads
+    /// referenced as views (decode them with [`TableImage::decode`] after the lock).
+    pub(crate) fn image(&self, name: &Arc<str>, seq: u64) -> TableImage<HeadView> {
         TableImage {
             name: name.clone(),
             seq,
@@ -734,7 +754,7 @@ impl TableInner {
                         (k, code)
                     })
                     .collect();
-                s.image(&tags)
+                s.image(&tags).decode()
             })
             .collect();
         TableImage {
