@@ -37,6 +37,7 @@ use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
     Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, TableScan, cast, col,
 };
+use datafusion::optimizer::optimize_projections::OptimizeProjections;
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use super::buckets::{BUCKET, BucketTable, ROWS};
@@ -73,16 +74,27 @@ impl OptimizerRule for BucketAggregateRule {
         "metricstore_bucket_aggregates"
     }
 
+    /// The rule walks the plan itself (`None`), so that it can settle projections
+    /// once over the whole plan after a rewrite.
     fn apply_order(&self) -> Option<ApplyOrder> {
-        Some(ApplyOrder::BottomUp)
+        None
     }
 
     fn rewrite(
         &self,
         plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
+        config: &dyn OptimizerConfig,
     ) -> DfResult<Transformed<LogicalPlan>> {
-        rewrite_aggregate(plan, |a| self.try_rewrite(a))
+        let rewritten =
+            plan.transform_up_with_subqueries(|p| rewrite_aggregate(p, |a| self.try_rewrite(a)))?;
+        if !rewritten.transformed {
+            return Ok(rewritten);
+        }
+        // The rewrite leaves a projection over a projection and an unprojected scan,
+        // which the optimizer's next pass would merge and prune, and then run a third
+        // pass to see nothing change. Settling them here makes the next pass the last.
+        let settled = OptimizeProjections::new().rewrite(rewritten.data, config)?;
+        Ok(Transformed::yes(settled.data))
     }
 }
 
