@@ -75,27 +75,22 @@ pub(super) fn v1(msg: &[u8]) -> Result<Decoded, E> {
             // mean equal labels (anything between them only makes the key stricter).
             // One range costs one hash and one compare, where keying each label field
             // cost one per label.
-            let mut span: Option<(usize, usize)> = None;
-            // A series that does not even frame well is left to prost, which says why.
-            let framed = proto::fields(f.payload, &[v1::LABELS], |field| {
-                if field.number == v1::LABELS {
-                    let start = field.payload.as_ptr() as usize - f.payload.as_ptr() as usize;
-                    let end = start + field.payload.len();
-                    span = Some((span.map_or(field.offset, |(first, _)| first), end));
-                }
-                Ok::<_, WireError>(())
-            })
-            .is_ok();
-            let labels: &[u8] = span
-                .and_then(|(start, end)| f.payload.get(start..end))
-                .unwrap_or_default();
+            //
+            // A series in the plain form (labels and plain samples only) is keyed and
+            // its samples read in one walk; others are framed here and decoded by prost.
+            known.samples.clear();
+            let plain = proto::plain_samples(f.payload, &mut known.samples);
+            let (framed, span) = match &plain {
+                Some(span) => (true, span.clone()),
+                None => label_span(f.payload),
+            };
+            let labels: &[u8] = f.payload.get(span).unwrap_or_default();
             let label_fields = [labels];
             let hash = framed.then(|| cache.hash(&label_fields));
             let cached = hash.and_then(|h| cache.get(h, &label_fields));
             let (table, tags, samples) = match cached {
                 Some((table, tags)) => {
-                    known.samples.clear();
-                    if !proto::plain_samples(f.payload, &mut known.samples) {
+                    if plain.is_none() {
                         decode_series(&mut known, i, f)?;
                         out.decoded.histograms_rejected += known.histograms.len();
                         out.decoded.exemplars_ignored += known.exemplars.len();
@@ -126,6 +121,23 @@ pub(super) fn v1(msg: &[u8]) -> Result<Decoded, E> {
         }
         Ok(out.decoded)
     })
+}
+
+/// Whether `series` frames as protobuf, and the bytes from its first label field's
+/// key to its last label field's end (empty without labels). A series that does not
+/// frame is left to prost, which says why.
+fn label_span(series: &[u8]) -> (bool, std::ops::Range<usize>) {
+    let mut span: Option<(usize, usize)> = None;
+    let framed = proto::fields(series, &[v1::LABELS], |field| {
+        if field.number == v1::LABELS {
+            let start = field.payload.as_ptr() as usize - series.as_ptr() as usize;
+            let end = start + field.payload.len();
+            span = Some((span.map_or(field.offset, |(first, _)| first), end));
+        }
+        Ok::<_, WireError>(())
+    })
+    .is_ok();
+    (framed, span.map_or(0..0, |(start, end)| start..end))
 }
 
 thread_local! {

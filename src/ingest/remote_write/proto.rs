@@ -8,6 +8,8 @@
 //! decoded (and, on error, located) on its own instead of decoding the whole request
 //! into one tree first.
 
+use std::ops::Range;
+
 use super::MetricType;
 
 /// A message whose content is skipped: exemplars and native histograms are counted, not
@@ -233,35 +235,35 @@ pub(crate) fn fields<'a, E: From<WireError>>(
 
 /// The samples of a 1.0 `TimeSeries` that holds only labels and samples, each sample
 /// only `value` (fixed64) and `timestamp` (varint) fields: what every sender writes.
-/// Appends them to `out` and returns `true`, or returns `false` for anything else
-/// (exemplars, histograms, unknown fields, other wire types, bad framing), which the
-/// caller hands to prost to decode or to refuse. Labels are skipped unread: the
-/// caller has matched their bytes already.
+/// Appends them to `out` and returns the span of the label fields (from the first
+/// one's key to the last one's end; empty without labels), or returns `None` for
+/// anything else (exemplars, histograms, unknown fields, other wire types, bad
+/// framing), which the caller hands to prost to decode or to refuse. Labels are only
+/// framed: the caller keys its identity cache by their bytes.
 ///
-/// This is the ingest hot path's per-series decode once the identity cache knows the
-/// labels: one walk of the series, no second walk of its labels by prost.
-pub(crate) fn plain_samples(series: &[u8], out: &mut Vec<Sample>) -> bool {
+/// This is the ingest hot path's per-series decode: one walk of the series, none of
+/// its labels by prost once the cache knows them.
+pub(crate) fn plain_samples(series: &[u8], out: &mut Vec<Sample>) -> Option<Range<usize>> {
     const LABEL_KEY: u64 = 1 << 3 | 2;
     const SAMPLE_KEY: u64 = 2 << 3 | 2;
+    let mut labels: Option<Range<usize>> = None;
     let mut pos = 0;
     while pos < series.len() {
-        let Some(key @ (LABEL_KEY | SAMPLE_KEY)) = varint(series, &mut pos) else {
-            return false;
-        };
-        let end = varint(series, &mut pos)
-            .and_then(|len| usize::try_from(len).ok())
-            .and_then(|len| pos.checked_add(len))
-            .filter(|&end| end <= series.len());
-        let Some(end) = end else { return false };
+        let start = pos;
+        let key = varint(series, &mut pos)?;
+        if key != LABEL_KEY && key != SAMPLE_KEY {
+            return None;
+        }
+        let len = usize::try_from(varint(series, &mut pos)?).ok()?;
+        let end = pos.checked_add(len).filter(|&end| end <= series.len())?;
         if key == SAMPLE_KEY {
-            match series.get(pos..end).and_then(plain_sample) {
-                Some(sample) => out.push(sample),
-                None => return false,
-            }
+            out.push(plain_sample(series.get(pos..end)?)?);
+        } else {
+            labels = Some(labels.map_or(start, |l| l.start)..end);
         }
         pos = end;
     }
-    true
+    Some(labels.unwrap_or(0..0))
 }
 
 /// A `Sample` of only `value = 1` (fixed64) and `timestamp = 2` (varint) fields, in
@@ -369,7 +371,7 @@ mod tests {
         fn plain_samples_agree_with_prost(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
             use prost::Message;
             let mut got = Vec::new();
-            if plain_samples(&bytes, &mut got) {
+            if plain_samples(&bytes, &mut got).is_some() {
                 let want = v1::known::TimeSeries::decode(bytes.as_slice());
                 let want = want.expect("plain bytes decode with prost too");
                 proptest::prop_assert!(want.exemplars.is_empty() && want.histograms.is_empty());
@@ -391,7 +393,11 @@ mod tests {
                 ..Default::default()
             };
             let mut got = Vec::new();
-            proptest::prop_assert!(plain_samples(&series.encode_to_vec(), &mut got));
+            let bytes = series.encode_to_vec();
+            let span = plain_samples(&bytes, &mut got);
+            // The span holds exactly the labels: prost writes them first.
+            let only_labels = v1::TimeSeries { samples: Vec::new(), ..series.clone() }.encode_to_vec();
+            proptest::prop_assert_eq!(span.map(|span| bytes[span].to_vec()), Some(only_labels));
             let bits: Vec<(i64, u64)> = got
                 .iter()
                 .map(|s| (s.timestamp, s.value.unwrap_or(0.0).to_bits()))
@@ -405,10 +411,17 @@ mod tests {
         let label = (0x0a, vec![0x0a, 1, b'a', 0x12, 1, b'b']);
         let sample = (0x12, vec![0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x10, 0x05]);
         let mut out = Vec::new();
-        assert!(plain_samples(
-            &series_bytes(&[label.clone(), sample.clone()]),
-            &mut out
-        ));
+        // The label field is 8 bytes: key, length and its 6-byte payload.
+        let both = series_bytes(&[label.clone(), sample.clone()]);
+        assert_eq!(plain_samples(&both, &mut out), Some(0..8));
+        // Labels after the samples: the span starts at the first label field.
+        let mut after = Vec::new();
+        let labels_after = series_bytes(&[sample.clone(), label.clone(), label.clone()]);
+        assert_eq!(plain_samples(&labels_after, &mut after), Some(13..29));
+        assert_eq!(
+            plain_samples(&series_bytes(std::slice::from_ref(&sample)), &mut after),
+            Some(0..0)
+        );
         assert_eq!(
             out,
             vec![Sample {
@@ -421,14 +434,14 @@ mod tests {
         let unknown_in_sample = (0x12, vec![0x18, 1]);
         let truncated_value = (0x12, vec![0x09, 0, 0]);
         for odd in [exemplar, histogram, unknown_in_sample, truncated_value] {
-            assert!(!plain_samples(
-                &series_bytes(&[label.clone(), odd]),
-                &mut out
-            ));
+            assert_eq!(
+                plain_samples(&series_bytes(&[label.clone(), odd]), &mut out),
+                None
+            );
         }
         // A stray varint field and a length running past the end.
-        assert!(!plain_samples(&[0x28, 1], &mut out));
-        assert!(!plain_samples(&[0x12, 5, 0x10], &mut out));
+        assert_eq!(plain_samples(&[0x28, 1], &mut out), None);
+        assert_eq!(plain_samples(&[0x12, 5, 0x10], &mut out), None);
     }
 
     #[test]
