@@ -123,11 +123,12 @@ fn plan_block(block: &[i64]) -> BlockPlan {
     // hi - lo fits in u64 exactly even when it overflows i64.
     let width = |lo: i64, hi: i64| 64 - (hi.wrapping_sub(lo) as u64).leading_zeros();
     let n = block.len();
+    let dense_width = width(lo, hi);
     let dense = BlockPlan {
-        bytes: 1 + varint::len_i64(lo) + (n * width(lo, hi) as usize).div_ceil(8),
+        bytes: 1 + varint::len_i64(lo) + (n * dense_width as usize).div_ceil(8),
         sparse: false,
         base: lo,
-        width: width(lo, hi),
+        width: dense_width,
     };
     // The bitmap costs a bit per value; below a quarter zeros it cannot win.
     if zeros * 4 < n {
