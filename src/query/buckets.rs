@@ -10,10 +10,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, StringDictionaryBuilder,
-    TimestampMillisecondArray,
+    ArrayRef, Float64Array, Int64Array, RecordBatch, RecordBatchOptions, TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::Statistics;
@@ -226,6 +225,8 @@ struct Work {
     fields: Vec<String>,
     full_schema: SchemaRef,
     projection: Option<Vec<usize>>,
+    /// `full_schema` projected: the batches' schema.
+    schema: SchemaRef,
     series: std::ops::Range<usize>,
     batch_size: usize,
 }
@@ -251,45 +252,68 @@ impl Work {
         Ok((batches, reads))
     }
 
+    /// The projected columns of `rows`; only those are built (a dictionary append per
+    /// row and tag cost more than the statistics).
     fn batch(&self, rows: &[BucketRow]) -> DfResult<RecordBatch> {
         let snapshot = &self.snapshot;
         let full = snapshot.schema();
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.full_schema.fields().len());
-        for tag in &self.tags {
-            let key = full.index_of(tag)?;
-            let mut b = StringDictionaryBuilder::<Int32Type>::new();
-            for r in rows {
-                b.append_option(snapshot.series()[r.series].tags[key].as_deref());
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for r in rows {
+            match runs.last_mut() {
+                Some((series, n)) if *series == r.series => *n += 1,
+                _ => runs.push((r.series, 1)),
             }
-            columns.push(Arc::new(b.finish()));
         }
-        columns.push(Arc::new(
-            TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.bucket))
-                .with_timezone("UTC"),
-        ));
-        columns.push(Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|r| r.rows as i64),
-        )));
-        for f in 0..self.fields.len() {
-            let stat = |g: fn(&crate::storage::FieldStats) -> f64| -> ArrayRef {
-                Arc::new(
-                    rows.iter()
-                        .map(|r| (r.fields[f].count > 0).then(|| g(&r.fields[f])))
-                        .collect::<Float64Array>(),
-                )
-            };
-            columns.push(Arc::new(Int64Array::from_iter_values(
-                rows.iter().map(|r| r.fields[f].count as i64),
-            )));
-            columns.push(stat(|s| s.sum));
-            columns.push(stat(|s| s.min));
-            columns.push(stat(|s| s.max));
+        let all: Vec<usize>;
+        let indices = match &self.projection {
+            Some(p) => p.as_slice(),
+            None => {
+                all = (0..self.full_schema.fields().len()).collect();
+                &all
+            }
+        };
+        let tags = self.tags.len();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(indices.len());
+        for &i in indices {
+            columns.push(match i.checked_sub(tags) {
+                None => snapshot
+                    .tag_array(full.index_of(&self.tags[i])?, &runs)
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?,
+                Some(0) => Arc::new(
+                    TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.bucket))
+                        .with_timezone("UTC"),
+                ),
+                Some(1) => Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|r| r.rows as i64),
+                )),
+                Some(j) => {
+                    let (f, stat) = ((j - 2) / STATS.len(), (j - 2) % STATS.len());
+                    let present = |r: &BucketRow| r.fields[f].count > 0;
+                    let value = |r: &BucketRow| match stat {
+                        1 => r.fields[f].sum,
+                        2 => r.fields[f].min,
+                        _ => r.fields[f].max,
+                    };
+                    if stat == 0 {
+                        Arc::new(Int64Array::from_iter_values(
+                            rows.iter().map(|r| r.fields[f].count as i64),
+                        ))
+                    } else {
+                        Arc::new(
+                            rows.iter()
+                                .map(|r| present(r).then(|| value(r)))
+                                .collect::<Float64Array>(),
+                        )
+                    }
+                }
+            });
         }
-        let batch = RecordBatch::try_new(self.full_schema.clone(), columns)?;
-        Ok(match &self.projection {
-            Some(p) => batch.project(p)?,
-            None => batch,
-        })
+        let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &options,
+        )?)
     }
 }
 
@@ -373,7 +397,12 @@ impl ExecutionPlan for BucketExec {
         let headers = MetricBuilder::new(&self.metrics).counter("chunks_from_headers", partition);
         let decoded = MetricBuilder::new(&self.metrics).counter("chunks_decoded", partition);
         let n = snapshot.series().len();
+        let schema = match &self.projection {
+            Some(p) => Arc::new(self.full_schema.project(p)?),
+            None => self.full_schema.clone(),
+        };
         let work = Work {
+            schema: schema.clone(),
             snapshot,
             spec: self.spec,
             tags: self.tags.clone(),
@@ -382,10 +411,6 @@ impl ExecutionPlan for BucketExec {
             projection: self.projection.clone(),
             series: n * partition / self.partitions..n * (partition + 1) / self.partitions,
             batch_size: context.session_config().batch_size(),
-        };
-        let schema = match &self.projection {
-            Some(p) => Arc::new(self.full_schema.project(p)?),
-            None => self.full_schema.clone(),
         };
         // The work runs when the stream is first polled, not in `execute`.
         let stream = futures::stream::once(async move {

@@ -164,6 +164,26 @@ impl NewestBucketsRule {
     }
 }
 
+/// The table scans under bucketed aggregates that this rule could narrow: those below
+/// a `Sort` by a `date_bin` bucket descending with a fetch. The bucket rule leaves
+/// them alone where it would decode every chunk, since narrowing decodes the newest.
+pub(super) fn narrowable_scans(plan: &LogicalPlan) -> Vec<TableScan> {
+    let mut scans = Vec::new();
+    // The closure never fails; `apply` only returns its errors.
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::Sort(sort) = node
+            && sort.fetch.is_some_and(|k| k > 0)
+            && let Some(first) = sort.expr.first().filter(|s| !s.asc)
+            && let Expr::Column(bucket) = &first.expr
+            && let Some(found) = find_bucket(bucket, &sort.input, i64::MAX)
+        {
+            scans.push(found.scan.clone());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    scans
+}
+
 /// Follows the sort column down to the aggregate that makes it; the column must be a
 /// `date_bin` group key over the `time` of a single table scan below.
 fn find_bucket<'a>(column: &Column, plan: &'a LogicalPlan, upper: i64) -> Option<Matched<'a>> {

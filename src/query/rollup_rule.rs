@@ -11,9 +11,11 @@
 //!   Aggregate: groupBy=[__bucket, tag...], aggr=[min(f__min), max(f__max), sum(f__sum), sum(f__count), sum(__rows)]
 //!     TableScan: t (BucketTable: per series and bucket, from chunk headers where a chunk fits a bucket)
 //! ```
-//! `avg` becomes `sum(f__sum) / sum(f__count)`. The rule fires only for bucket widths
-//! that are multiples of the chunk span (default one hour), where headers answer whole
-//! chunks. Anything else (DISTINCT, FILTER,
+//! `avg` becomes `sum(f__sum) / sum(f__count)`. The rule fires for bucket widths that
+//! are multiples of the chunk span (default one hour), where headers answer whole
+//! chunks, and for other widths when the table's sampled density puts at least two
+//! rows in a bucket on average: then chunks are decoded and runs of rows fold per
+//! bucket, cheaper than hashing every row. Anything else (DISTINCT, FILTER,
 //! ORDER BY inside the aggregate, other functions, field filters, expressions over
 //! columns, no `date_bin`) is left alone. Results equal the plain plan's except that
 //! float sums and averages may differ in the last bits (partial sums are added in a
@@ -31,6 +33,7 @@ use arrow::datatypes::DataType;
 use datafusion::catalog::default_table_source::{provider_as_source, source_as_provider};
 use datafusion::common::Column;
 use datafusion::common::tree_node::Transformed;
+use datafusion::datasource::TableProvider;
 use datafusion::error::Result as DfResult;
 use datafusion::functions_aggregate::expr_fn::{max, min, sum};
 use datafusion::logical_expr::expr::AggregateFunction;
@@ -41,10 +44,15 @@ use datafusion::optimizer::optimize_projections::OptimizeProjections;
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use super::buckets::{BUCKET, BucketTable, ROWS};
+use super::newest_buckets::narrowable_scans;
 use super::plan_match::{bucket_spec, rewrite_aggregate, unalias};
 use super::provider::HotTable;
 use super::pushdown::{Pushed, classify};
 use crate::storage::Storage;
+
+/// Rows a bucket must hold on average (as sampled) for the rule to fire on a width
+/// that chunk headers cannot answer.
+const MIN_ROWS_PER_BUCKET: f64 = 2.0;
 
 /// The rule; see the module docs.
 #[derive(Debug)]
@@ -85,8 +93,10 @@ impl OptimizerRule for BucketAggregateRule {
         plan: LogicalPlan,
         config: &dyn OptimizerConfig,
     ) -> DfResult<Transformed<LogicalPlan>> {
-        let rewritten =
-            plan.transform_up_with_subqueries(|p| rewrite_aggregate(p, |a| self.try_rewrite(a)))?;
+        let leave = narrowable_scans(&plan);
+        let rewritten = plan.transform_up_with_subqueries(|p| {
+            rewrite_aggregate(p, |a| self.try_rewrite(a, &leave))
+        })?;
         if !rewritten.transformed {
             return Ok(rewritten);
         }
@@ -127,7 +137,13 @@ fn aggregate(e: &Expr, fields: &[String]) -> Option<Agg> {
 }
 
 impl BucketAggregateRule {
-    fn try_rewrite(&self, aggregate_plan: &Aggregate) -> DfResult<Option<LogicalPlan>> {
+    /// Rewrites `aggregate_plan`; where chunk headers cannot answer its buckets, not if
+    /// its scan is one of `leave` (the newest-buckets rule decodes less of those).
+    fn try_rewrite(
+        &self,
+        aggregate_plan: &Aggregate,
+        leave: &[TableScan],
+    ) -> DfResult<Option<LogicalPlan>> {
         let LogicalPlan::TableScan(scan) = aggregate_plan.input.as_ref() else {
             return Ok(None);
         };
@@ -171,11 +187,21 @@ impl BucketAggregateRule {
         let Some(spec) = spec else {
             return Ok(None);
         };
-        // Headers answer a bucket only when whole chunks fit in it; chunks seal on
-        // `chunk_span_ms` boundaries, so narrower buckets would decode everything
-        // and fold row by row, slower than DataFusion's own aggregation.
+        // Headers answer a bucket when whole chunks fit in it (chunks seal on
+        // `chunk_span_ms` boundaries). Other widths decode every chunk and fold runs of
+        // rows per bucket, which beats DataFusion's hashing only when a bucket holds a
+        // few rows: with one row per bucket the fold would just add a second pass.
         let span = self.storage.config().chunk_span_ms;
-        if span <= 0 || spec.width_ms < span || spec.width_ms % span != 0 {
+        let headers_answer = span > 0 && spec.width_ms >= span && spec.width_ms % span == 0;
+        if !headers_answer
+            && (leave.contains(scan)
+                || !self
+                    .storage
+                    .sampled_density(hot.name())
+                    .is_some_and(|rows_per_ms| {
+                        rows_per_ms * spec.width_ms as f64 >= MIN_ROWS_PER_BUCKET
+                    }))
+        {
             return Ok(None);
         }
         let Some(aggs) = aggregate_plan
@@ -231,10 +257,21 @@ impl BucketAggregateRule {
                 }
             });
         }
+        // Scan only the columns used: the statistics table has four per field and
+        // every tag, and each plan node above would carry them until the next pass.
+        let schema = table.schema();
+        let mut used: Vec<usize> = group
+            .iter()
+            .chain(&new_aggs)
+            .flat_map(|e| e.column_refs())
+            .filter_map(|c| schema.index_of(&c.name).ok())
+            .collect();
+        used.sort_unstable();
+        used.dedup();
         let new = LogicalPlanBuilder::scan_with_filters(
             table_name.clone(),
             provider_as_source(Arc::new(table)),
-            None,
+            Some(used),
             filters.clone(),
         )?
         .aggregate(group.clone(), new_aggs)?;

@@ -3,7 +3,7 @@
 //!
 //! A chunk that lies inside one bucket and inside the time range is answered from its
 //! header without decoding; other chunks, heads and pending out-of-order rows are
-//! decoded and folded row by row. With chunks sealed on hour boundaries, hourly or
+//! decoded and folded a run of rows per bucket at a time. With chunks sealed on hour boundaries, hourly or
 //! coarser buckets over whole hours read headers only. The results equal SQL's
 //! `count(*)`, `count`, `sum`, `min`, `max` over the same rows (staleness markers are
 //! NULL; min/max in IEEE total order, as Arrow compares floats); sums may differ from
@@ -12,6 +12,7 @@
 use std::ops::Range;
 
 use arrow::array::BooleanBufferBuilder;
+use arrow::buffer::BooleanBuffer;
 
 use super::chunk::{Chunk, ColumnStats};
 use super::head::Head;
@@ -61,16 +62,28 @@ impl Default for FieldStats {
 }
 
 impl FieldStats {
-    fn add(&mut self, v: f64) {
-        if v.to_bits() == STALE_NAN_BITS {
-            return;
+    /// Adds the valid values of a run, staleness markers excepted. Min and max compare
+    /// integer keys in IEEE total order ([`total_key`]): no branch on the data, so the
+    /// loop stays at the cost of its sum.
+    fn fold(&mut self, values: &[f64], valid: &[bool]) {
+        let (mut count, mut sum) = (0u64, 0.0);
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for (&v, &ok) in values.iter().zip(valid) {
+            let keep = ok && v.to_bits() != STALE_NAN_BITS;
+            let key = total_key(v);
+            lo = if keep { lo.min(key) } else { lo };
+            hi = if keep { hi.max(key) } else { hi };
+            count += u64::from(keep);
+            sum += if keep { v } else { 0.0 };
         }
-        self.merge(&FieldStats {
-            count: 1,
-            sum: v,
-            min: v,
-            max: v,
-        });
+        if count > 0 {
+            self.merge(&FieldStats {
+                count,
+                sum,
+                min: from_total_key(lo),
+                max: from_total_key(hi),
+            });
+        }
     }
 
     fn merge(&mut self, o: &FieldStats) {
@@ -99,6 +112,18 @@ impl FieldStats {
             max: s.max,
         }
     }
+}
+
+/// `v`'s bits as an integer ordered as [`f64::total_cmp`] orders floats: negative
+/// floats have their magnitude bits flipped, so they count down.
+fn total_key(v: f64) -> i64 {
+    let bits = v.to_bits() as i64;
+    bits ^ (((bits >> 63) as u64) >> 1) as i64
+}
+
+/// The float whose [`total_key`] is `key` (the mapping is its own inverse).
+fn from_total_key(key: i64) -> f64 {
+    f64::from_bits((key ^ (((key >> 63) as u64) >> 1) as i64) as u64)
 }
 
 /// One series' statistics over one bucket.
@@ -159,16 +184,26 @@ impl Folder<'_> {
         }
     }
 
-    /// Folds decoded rows: `times` and per field `(values, validity)`.
+    /// Folds decoded rows: `times` and per field `(values, validity)`. Rows come in
+    /// time order, so a bucket is a run of rows: one bucket computation per run, then
+    /// each field folds its slice of the run. (Rows out of order would only split a
+    /// bucket into several rows, which the aggregation above merges.)
     fn rows(&mut self, times: &[i64], columns: &[(Vec<f64>, Vec<bool>)]) {
-        for (i, &t) in times.iter().enumerate() {
-            let row = self.row_for(self.spec.bucket(t));
-            row.rows += 1;
+        let mut start = 0;
+        while let Some(&first) = times.get(start) {
+            let bucket = self.spec.bucket(first);
+            let next = bucket.saturating_add(self.spec.width_ms.max(1));
+            let run = times[start..]
+                .iter()
+                .take_while(|&&t| t >= bucket && t < next)
+                .count();
+            let end = start + run;
+            let row = self.row_for(bucket);
+            row.rows += run as u64;
             for (stats, (values, valid)) in row.fields.iter_mut().zip(columns) {
-                if valid[i] {
-                    stats.add(values[i]);
-                }
+                stats.fold(&values[start..end], &valid[start..end]);
             }
+            start = end;
         }
     }
 }
@@ -213,10 +248,7 @@ impl TableSnapshot {
             let decoded: Vec<(Vec<f64>, Vec<bool>)> = columns
                 .values
                 .into_iter()
-                .map(|(v, b)| {
-                    let bits = b.finish_cloned();
-                    (v, bits.iter().collect())
-                })
+                .map(|(v, b)| (v, bools(&b.finish_cloned())))
                 .collect();
             folder.rows(&columns.times, &decoded);
             return Ok(());
@@ -240,7 +272,7 @@ impl TableSnapshot {
                 let mut values = Vec::with_capacity(chunk.rows());
                 let mut validity = BooleanBufferBuilder::new(chunk.rows());
                 chunk.decode_field(f, &mut values, &mut validity)?;
-                let valid: Vec<bool> = validity.finish().iter().skip(lo).take(hi - lo).collect();
+                let valid = bools(&validity.finish().slice(lo, hi - lo));
                 values.truncate(hi);
                 values.drain(..lo);
                 columns.push((values, valid));
@@ -249,6 +281,16 @@ impl TableSnapshot {
         }
         fold_head(&s.head.decode(range), fields, folder);
         Ok(())
+    }
+}
+
+/// Validity bits as one `bool` per row; all-valid columns (the common case) skip the
+/// bit walk.
+fn bools(bits: &BooleanBuffer) -> Vec<bool> {
+    if bits.count_set_bits() == bits.len() {
+        vec![true; bits.len()]
+    } else {
+        bits.iter().collect()
     }
 }
 
@@ -264,4 +306,40 @@ fn fold_head(head: &Head, fields: &[usize], folder: &mut Folder<'_>) {
         })
         .collect();
     folder.rows(&head.times, &columns);
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn total_keys_order_as_total_cmp(a in any::<u64>(), b in any::<u64>()) {
+            let (a, b) = (f64::from_bits(a), f64::from_bits(b));
+            prop_assert_eq!(total_key(a).cmp(&total_key(b)), a.total_cmp(&b));
+            prop_assert_eq!(from_total_key(total_key(a)).to_bits(), a.to_bits());
+        }
+    }
+
+    #[test]
+    fn a_run_folds_to_its_statistics() {
+        let mut stats = FieldStats::default();
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        stats.fold(
+            &[3.0, -0.0, stale, 9.0, 0.0, -7.5],
+            &[true, true, true, false, true, true],
+        );
+        assert_eq!(stats.count, 4);
+        assert_eq!(stats.sum, -4.5);
+        assert_eq!(stats.min, -7.5);
+        assert_eq!(stats.max.to_bits(), 3.0f64.to_bits());
+        let mut zeros = FieldStats::default();
+        zeros.fold(&[0.0, -0.0], &[true, true]);
+        assert_eq!(
+            (zeros.min.to_bits(), zeros.max.to_bits()),
+            ((-0.0f64).to_bits(), 0.0f64.to_bits())
+        );
+    }
 }

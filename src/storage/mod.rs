@@ -49,6 +49,9 @@ pub use table::FieldDef;
 use crate::model::{Error, NameKind, Result, SeriesWrite, WriteBatch, validate_name};
 use table::Table;
 
+/// Series [`Storage::sampled_density`] reads at most.
+pub const DENSITY_SAMPLE: usize = 16;
+
 /// All hot tables, with the memory budget they share.
 #[derive(Debug)]
 pub struct Storage {
@@ -288,6 +291,26 @@ impl Storage {
     /// written), or `None` for an unknown or empty table. O(1).
     pub fn newest_time(&self, table: &str) -> Option<i64> {
         self.table(table).ok()?.inner.read().newest
+    }
+
+    /// Rows per millisecond in `table`'s sealed chunks, estimated from the chunks of at
+    /// most [`DENSITY_SAMPLE`] series spread over the table (planning asks it per query,
+    /// so it must not walk a million series). `None` when the sample has no sealed chunk
+    /// spanning time.
+    pub fn sampled_density(&self, table: &str) -> Option<f64> {
+        let table = self.table(table).ok()?;
+        let inner = table.inner.read();
+        let series = &inner.series;
+        let step = series.len().div_ceil(DENSITY_SAMPLE).max(1);
+        let (mut gaps, mut span) = (0u64, 0i64);
+        for s in series.iter().step_by(step) {
+            for c in s.chunks.iter() {
+                // `rows - 1` gaps lie between a chunk's first and last row.
+                gaps += c.rows().saturating_sub(1) as u64;
+                span = span.saturating_add(c.max_time().saturating_sub(c.min_time()));
+            }
+        }
+        (span > 0).then(|| gaps as f64 / span as f64)
     }
 
     /// The timestamp blocks shared by every table's chunks.

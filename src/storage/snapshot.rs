@@ -548,7 +548,7 @@ impl SnapshotReader {
         let mut times = Some(std::mem::take(&mut out.times));
         for &c in &self.options.projection {
             if c < tag_count {
-                arrays.push(tag_array(&snap, c, &series_rows)?);
+                arrays.push(snap.tag_array(c, &series_rows)?);
             } else if c == tag_count {
                 let t = times.take().unwrap_or_default();
                 arrays.push(Arc::new(
@@ -760,31 +760,35 @@ fn append_head(head: &Head, fields: &[usize], want_time: bool, out: &mut Columns
     out.rows += head.len();
 }
 
-/// A dictionary column holding only the values of the batch's series.
-fn tag_array(snap: &TableSnapshot, key: usize, series_rows: &[(usize, usize)]) -> Result<ArrayRef> {
-    let mut dict: HashMap<&str, i32> = HashMap::new();
-    let mut values: Vec<&str> = Vec::new();
-    let rows: usize = series_rows.iter().map(|(_, n)| n).sum();
-    let mut keys: Vec<i32> = Vec::with_capacity(rows);
-    let mut nulls = BooleanBufferBuilder::new(rows);
-    for &(i, n) in series_rows {
-        match &snap.series[i].tags[key] {
-            Some(v) => {
-                let code = *dict.entry(v.as_ref()).or_insert_with(|| {
-                    values.push(v.as_ref());
-                    values.len() as i32 - 1
-                });
-                keys.resize(keys.len() + n, code);
-                nulls.append_n(n, true);
-            }
-            None => {
-                keys.resize(keys.len() + n, 0);
-                nulls.append_n(n, false);
+impl TableSnapshot {
+    /// Tag `key` (its position among the snapshot's tags) as a dictionary column of
+    /// the given runs: `(series position, rows)`, holding only the values used.
+    pub fn tag_array(&self, key: usize, series_rows: &[(usize, usize)]) -> Result<ArrayRef> {
+        let mut dict: HashMap<&str, i32> = HashMap::new();
+        let mut values: Vec<&str> = Vec::new();
+        let rows: usize = series_rows.iter().map(|(_, n)| n).sum();
+        let mut keys: Vec<i32> = Vec::with_capacity(rows);
+        let mut nulls = BooleanBufferBuilder::new(rows);
+        for &(i, n) in series_rows {
+            match &self.series[i].tags[key] {
+                Some(v) => {
+                    let code = *dict.entry(v.as_ref()).or_insert_with(|| {
+                        values.push(v.as_ref());
+                        values.len() as i32 - 1
+                    });
+                    keys.resize(keys.len() + n, code);
+                    nulls.append_n(n, true);
+                }
+                None => {
+                    keys.resize(keys.len() + n, 0);
+                    nulls.append_n(n, false);
+                }
             }
         }
+        let nulls = NullBuffer::new(nulls.finish());
+        let keys = Int32Array::new(keys.into(), (nulls.null_count() > 0).then_some(nulls));
+        let array =
+            DictionaryArray::<Int32Type>::try_new(keys, Arc::new(StringArray::from(values)))?;
+        Ok(Arc::new(array))
     }
-    let nulls = NullBuffer::new(nulls.finish());
-    let keys = Int32Array::new(keys.into(), (nulls.null_count() > 0).then_some(nulls));
-    let array = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(StringArray::from(values)))?;
-    Ok(Arc::new(array))
 }
