@@ -11,7 +11,6 @@
 //! [`BUDGET`], the cache starts over, so a fleet with more series than fit only loses
 //! the speed-up, never memory.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
@@ -25,6 +24,8 @@ const ENTRY_OVERHEAD: usize = 96;
 const PAIR_OVERHEAD: usize = 48;
 
 struct Entry {
+    /// What the entry is filed under ([`Identities::hash`] of its labels).
+    hash: u64,
     /// The label fields' payloads, each after its length as 4 bytes little-endian.
     key: Box<[u8]>,
     table: Arc<str>,
@@ -35,7 +36,9 @@ struct Entry {
 
 /// Label bytes → (table, tags). See the module docs.
 pub(super) struct Identities {
-    entries: HashMap<u64, Entry>,
+    /// Filed by the labels' hash itself: hashing that again (as a `HashMap<u64, _>`
+    /// would) showed in ingest profiles.
+    entries: hashbrown::HashTable<Entry>,
     bytes: usize,
     state: ahash::RandomState,
 }
@@ -43,7 +46,7 @@ pub(super) struct Identities {
 impl Default for Identities {
     fn default() -> Identities {
         Identities {
-            entries: HashMap::new(),
+            entries: hashbrown::HashTable::new(),
             bytes: 0,
             state: ahash::RandomState::new(),
         }
@@ -65,7 +68,7 @@ impl Identities {
     /// The table and tags of a series whose label fields are `labels` (filed under
     /// `hash`), if cached.
     pub(super) fn get(&self, hash: u64, labels: &[&[u8]]) -> Option<(Arc<str>, TagSet)> {
-        let entry = self.entries.get(&hash)?;
+        let entry = self.entries.find(hash, |e| e.hash == hash)?;
         same_key(&entry.key, labels).then(|| (entry.table.clone(), entry.tags.clone()))
     }
 
@@ -93,6 +96,7 @@ impl Identities {
             key.extend_from_slice(l);
         }
         let entry = Entry {
+            hash,
             key: key.into_boxed_slice(),
             table: table.clone(),
             tags: tags.clone(),
@@ -100,8 +104,14 @@ impl Identities {
         };
         self.bytes += cost;
         // A hash collision replaces the older entry.
-        if let Some(old) = self.entries.insert(hash, entry) {
-            self.bytes -= old.cost;
+        match self.entries.entry(hash, |e| e.hash == hash, |e| e.hash) {
+            hashbrown::hash_table::Entry::Occupied(mut slot) => {
+                self.bytes -= slot.get().cost;
+                *slot.get_mut() = entry;
+            }
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(entry);
+            }
         }
     }
 
