@@ -3,8 +3,8 @@
 //!
 //! A chunk that lies inside one bucket and inside the time range is answered from its
 //! header without decoding; other chunks, heads and pending out-of-order rows are
-//! decoded and folded a run of rows per bucket at a time. With chunks sealed on hour boundaries, hourly or
-//! coarser buckets over whole hours read headers only. The results equal SQL's
+//! decoded and folded a run of rows per bucket at a time. With chunks sealed on hour
+//! boundaries, hourly or coarser buckets over whole hours read headers only. The results equal SQL's
 //! `count(*)`, `count`, `sum`, `min`, `max` over the same rows (staleness markers are
 //! NULL; min/max in IEEE total order, as Arrow compares floats); sums may differ from
 //! a row-by-row sum in the last bits, since they add per-chunk partial sums.
@@ -196,7 +196,9 @@ impl Folder<'_> {
             let run = times[start..]
                 .iter()
                 .take_while(|&&t| t >= bucket && t < next)
-                .count();
+                .count()
+                // The first row is its bucket's, also where `next` saturated.
+                .max(1);
             let end = start + run;
             let row = self.row_for(bucket);
             row.rows += run as u64;
@@ -321,6 +323,32 @@ mod tests {
             prop_assert_eq!(total_key(a).cmp(&total_key(b)), a.total_cmp(&b));
             prop_assert_eq!(from_total_key(total_key(a)).to_bits(), a.to_bits());
         }
+    }
+
+    #[test]
+    fn runs_end_at_bucket_boundaries_and_at_the_end_of_time() {
+        let mut out = Vec::new();
+        let mut folder = Folder {
+            spec: BucketSpec {
+                width_ms: 10,
+                origin_ms: 0,
+            },
+            series: 0,
+            fields: 1,
+            out: &mut out,
+        };
+        let times = [3, 9, 10, 25, i64::MAX - 1, i64::MAX];
+        let values = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        folder.rows(&times, &[(values, vec![true; 6])]);
+        let got: Vec<(i64, u64, f64)> = out
+            .iter()
+            .map(|r| (r.bucket, r.rows, r.fields[0].sum))
+            .collect();
+        let last = i64::MAX - i64::MAX % 10;
+        assert_eq!(
+            got,
+            [(0, 2, 3.0), (10, 1, 3.0), (20, 1, 4.0), (last, 2, 11.0)]
+        );
     }
 
     #[test]
