@@ -158,10 +158,14 @@ async fn raw_rows_past_retention_go_per_series_and_day() {
     on_disk.sort();
     assert_eq!(on_disk, ["date=2026-01-04", "date=2026-01-05"]);
 
-    // A second run at the same time finds nothing more to do.
+    // A second run at the same time finds nothing more to do. After a clean run no
+    // leftover can exist, so it does not list the cold root: a stray now stays.
+    std::fs::create_dir_all(&stray).unwrap();
+    std::fs::write(stray.join("1-2.parquet"), b"leftover").unwrap();
     let again = store.run_tiering(NOW).await.unwrap().unwrap();
     assert_eq!(again.expired, Default::default(), "{again:?}");
     assert_eq!(again.garbage, 0);
+    assert!(stray.join("1-2.parquet").exists());
     assert_eq!(answers(&store).await, answers(&expected).await);
 
     // Restart reads the same manifest.
@@ -192,6 +196,34 @@ async fn raw_rows_past_retention_go_per_series_and_day() {
         .await
         .unwrap();
     assert_eq!(cold_only, [pretty_format_batches(&b).unwrap().to_string()]);
+
+    // The first run after a restart collects what clean runs left alone.
+    let first = reopened.run_tiering(NOW).await.unwrap().unwrap();
+    assert_eq!(first.garbage, 1, "{first:?}");
+    assert!(!stray.join("1-2.parquet").exists());
+
+    // A run whose manifest commit fails (a directory sits where the next version
+    // goes) may leave files behind: the run after it collects garbage again.
+    std::fs::create_dir_all(&stray).unwrap();
+    std::fs::write(stray.join("1-2.parquet"), b"leftover").unwrap();
+    let blocked = cold.join(format!(
+        "_manifest/{:020}.json",
+        reopened.cold().unwrap().manifest().version + 1
+    ));
+    std::fs::create_dir_all(&blocked).unwrap();
+    assert!(reopened.run_tiering(NOW + DAY).await.is_err());
+    assert!(
+        stray.join("1-2.parquet").exists(),
+        "no collection after a clean run"
+    );
+    std::fs::remove_dir(&blocked).unwrap();
+    let recovered = reopened.run_tiering(NOW + DAY).await.unwrap().unwrap();
+    assert!(recovered.garbage >= 1, "{recovered:?}");
+    assert!(!stray.join("1-2.parquet").exists());
+    let manifest = reopened.cold().unwrap().manifest();
+    for f in &manifest.tables["cpu"].files {
+        assert!(cold.join(&f.path).exists(), "{f:?}");
+    }
 }
 
 /// Rollup levels survive garbage collection, and go by their own `keep_for`.

@@ -4,7 +4,9 @@
 //! They are leftovers: files a failed tiering run wrote before its manifest commit,
 //! or replaced files whose deletion failed. Collection runs at the start of a tiering
 //! run, under the run lock, so it never sees a file a concurrent run has written but
-//! not yet committed. Only objects laid out like the tier's own
+//! not yet committed; and only when leftovers may exist (the first run after open,
+//! and the run after one that failed or could not delete a file), since it lists the
+//! whole cold root. Only objects laid out like the tier's own
 //! (`<table>/level=<l>/date=<d>/<name>.parquet`) are candidates: anything else a
 //! user keeps under the root is left alone.
 

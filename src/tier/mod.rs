@@ -145,8 +145,18 @@ pub struct ColdTier {
     /// Policies change through the admin API; a change applies from the next run.
     config: RwLock<TierConfig>,
     manifest: RwLock<Arc<Manifest>>,
-    /// One tiering run at a time.
-    running: tokio::sync::Mutex<()>,
+    /// One tiering run at a time; the state is what one run leaves the next.
+    running: tokio::sync::Mutex<RunState>,
+}
+
+/// What a tiering run tells the next one.
+#[derive(Debug)]
+struct RunState {
+    /// Unreferenced tier files may exist: true at open (a crash may have left some),
+    /// while a run is under way (a write before a failed commit leaves its file) and
+    /// after a run that could not delete a file. Garbage collection lists the whole
+    /// cold root, so it runs only then, not on every run.
+    leftovers: bool,
 }
 
 impl ColdTier {
@@ -201,7 +211,7 @@ impl ColdTier {
             root: Path::default(),
             config: RwLock::new(config),
             manifest: RwLock::new(Arc::new(manifest)),
-            running: tokio::sync::Mutex::new(()),
+            running: tokio::sync::Mutex::new(RunState { leftovers: true }),
         }
     }
 
@@ -256,10 +266,18 @@ impl ColdTier {
         now_ms: i64,
         cutoff_of: impl Fn(&str) -> i64,
     ) -> Result<TierReport, TierError> {
-        let _running = self.running.lock().await;
+        let mut state = self.running.lock().await;
         let started = Instant::now();
+        let garbage = if state.leftovers {
+            self.collect_garbage().await?
+        } else {
+            0
+        };
+        // Until this run returns cleanly it may leave files behind: an error, a panic
+        // or a cancelled run keeps this set for the next.
+        state.leftovers = true;
         let mut report = TierReport {
-            garbage: self.collect_garbage().await?,
+            garbage,
             ..TierReport::default()
         };
         let policies = self.config.read().policies.clone();
@@ -315,6 +333,7 @@ impl ColdTier {
             report.tables += 1;
         }
         report.expired = self.expire(now_ms).await?;
+        state.leftovers = report.expired.left_behind > 0;
         report.elapsed = started.elapsed();
         if report.rows > 0 || report.expired != Expired::default() {
             tracing::info!(

@@ -35,6 +35,9 @@ pub struct Expired {
     pub files_rewritten: usize,
     /// Rollup files deleted past their level's `keep_for`.
     pub level_files_deleted: usize,
+    /// Files the manifest no longer references whose deletion failed; the next
+    /// tiering run's garbage collection deletes them.
+    pub left_behind: usize,
 }
 
 /// Rollup rows of level `name` ending before the returned time may go: every policy
@@ -148,8 +151,11 @@ impl ColdTier {
         Manifest::remove_older(self.store.as_ref(), &self.root, old.version).await;
         wait_for_readers(old).await;
         for path in garbage {
-            // A leftover is harmless: garbage collection deletes unreferenced files.
-            let _ = self.store.delete(&Path::from(path)).await;
+            // A leftover is harmless: the next run's garbage collection deletes it.
+            if let Err(e) = self.store.delete(&Path::from(path.clone())).await {
+                tracing::warn!(path, error = %e, "could not delete an expired cold file");
+                expired.left_behind += 1;
+            }
         }
         Ok(expired)
     }
