@@ -62,13 +62,21 @@ impl Default for FieldStats {
 }
 
 impl FieldStats {
-    /// Adds the valid values of a run, staleness markers excepted. Min and max compare
-    /// integer keys in IEEE total order ([`total_key`]): no branch on the data, so the
-    /// loop stays at the cost of its sum.
-    fn fold(&mut self, values: &[f64], valid: &[bool]) {
+    /// Adds the valid values of a run, staleness markers excepted.
+    fn fold(&mut self, run: FieldValues<'_>) {
+        match run.valid {
+            Some(valid) => self.fold_rows(run.values.iter().copied().zip(valid.iter().copied())),
+            None => self.fold_rows(run.values.iter().map(|&v| (v, true))),
+        }
+    }
+
+    /// [`fold`](Self::fold) over `(value, valid)` pairs. Min and max compare integer
+    /// keys in IEEE total order ([`total_key`]): no branch on the data, so the loop
+    /// stays at the cost of its sum.
+    fn fold_rows(&mut self, rows: impl Iterator<Item = (f64, bool)>) {
         let (mut count, mut sum) = (0u64, 0.0);
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for (&v, &ok) in values.iter().zip(valid) {
+        for (v, ok) in rows {
             let keep = ok && v.to_bits() != STALE_NAN_BITS;
             let key = total_key(v);
             lo = if keep { lo.min(key) } else { lo };
@@ -110,6 +118,23 @@ impl FieldStats {
             sum: s.sum,
             min: s.min,
             max: s.max,
+        }
+    }
+}
+
+/// One field's decoded values over the rows being folded, borrowed from wherever
+/// they were decoded; `valid` is `None` when every row has a value.
+#[derive(Debug, Clone, Copy)]
+struct FieldValues<'a> {
+    values: &'a [f64],
+    valid: Option<&'a [bool]>,
+}
+
+impl<'a> FieldValues<'a> {
+    fn slice(self, rows: Range<usize>) -> FieldValues<'a> {
+        FieldValues {
+            values: &self.values[rows.clone()],
+            valid: self.valid.map(|v| &v[rows]),
         }
     }
 }
@@ -184,11 +209,12 @@ impl Folder<'_> {
         }
     }
 
-    /// Folds decoded rows: `times` and per field `(values, validity)`. Rows come in
+    /// Folds decoded rows: `times` and per field its values (`None`: the field has no
+    /// column there, so no value). Rows come in
     /// time order, so a bucket is a run of rows: one bucket computation per run, then
     /// each field folds its slice of the run. (Rows out of order would only split a
     /// bucket into several rows, which the aggregation above merges.)
-    fn rows(&mut self, times: &[i64], columns: &[(Vec<f64>, Vec<bool>)]) {
+    fn rows(&mut self, times: &[i64], columns: &[Option<FieldValues<'_>>]) {
         let mut start = 0;
         while let Some(&first) = times.get(start) {
             let bucket = self.spec.bucket(first);
@@ -202,8 +228,10 @@ impl Folder<'_> {
             let end = start + run;
             let row = self.row_for(bucket);
             row.rows += run as u64;
-            for (stats, (values, valid)) in row.fields.iter_mut().zip(columns) {
-                stats.fold(&values[start..end], &valid[start..end]);
+            for (stats, column) in row.fields.iter_mut().zip(columns) {
+                if let Some(column) = column {
+                    stats.fold(column.slice(start..end));
+                }
             }
             start = end;
         }
@@ -247,10 +275,21 @@ impl TableSnapshot {
             let mut columns = Columns::new(fields.len());
             decode_merged(s, overlay, range, fields, true, &mut columns)?;
             reads.decoded += s.chunks.len();
-            let decoded: Vec<(Vec<f64>, Vec<bool>)> = columns
+            let valid: Vec<Option<Vec<bool>>> = columns
                 .values
-                .into_iter()
-                .map(|(v, b)| (v, bools(&b.finish_cloned())))
+                .iter()
+                .map(|(_, b)| bools(&b.finish_cloned()))
+                .collect();
+            let decoded: Vec<Option<FieldValues>> = columns
+                .values
+                .iter()
+                .zip(&valid)
+                .map(|((values, _), valid)| {
+                    Some(FieldValues {
+                        values,
+                        valid: valid.as_deref(),
+                    })
+                })
                 .collect();
             folder.rows(&columns.times, &decoded);
             return Ok(());
@@ -269,16 +308,23 @@ impl TableSnapshot {
             chunk.decode_times(&mut times)?;
             let lo = times.partition_point(|&t| t < range.start);
             let hi = times.partition_point(|&t| t < range.end);
-            let mut columns = Vec::with_capacity(fields.len());
+            let mut decoded = Vec::with_capacity(fields.len());
             for &f in fields {
                 let mut values = Vec::with_capacity(chunk.rows());
                 let mut validity = BooleanBufferBuilder::new(chunk.rows());
                 chunk.decode_field(f, &mut values, &mut validity)?;
-                let valid = bools(&validity.finish().slice(lo, hi - lo));
-                values.truncate(hi);
-                values.drain(..lo);
-                columns.push((values, valid));
+                decoded.push((values, bools(&validity.finish())));
             }
+            let columns: Vec<Option<FieldValues>> = decoded
+                .iter()
+                .map(|(values, valid)| {
+                    let all = FieldValues {
+                        values,
+                        valid: valid.as_deref(),
+                    };
+                    Some(all.slice(lo..hi))
+                })
+                .collect();
             folder.rows(&times[lo..hi], &columns);
         }
         fold_head(&s.head.decode(range), fields, folder);
@@ -286,25 +332,20 @@ impl TableSnapshot {
     }
 }
 
-/// Validity bits as one `bool` per row; all-valid columns (the common case) skip the
-/// bit walk.
-fn bools(bits: &BooleanBuffer) -> Vec<bool> {
-    if bits.count_set_bits() == bits.len() {
-        vec![true; bits.len()]
-    } else {
-        bits.iter().collect()
-    }
+/// Validity bits as one `bool` per row, `None` when all are set (the common case,
+/// which then skips the bit walk).
+fn bools(bits: &BooleanBuffer) -> Option<Vec<bool>> {
+    (bits.count_set_bits() != bits.len()).then(|| bits.iter().collect())
 }
 
 fn fold_head(head: &Head, fields: &[usize], folder: &mut Folder<'_>) {
-    let columns: Vec<(Vec<f64>, Vec<bool>)> = fields
+    let columns: Vec<Option<FieldValues>> = fields
         .iter()
-        .map(|&f| match head.columns.get(f) {
-            Some(c) => (
-                c.values.clone(),
-                c.valid.clone().unwrap_or_else(|| vec![true; head.len()]),
-            ),
-            None => (vec![0.0; head.len()], vec![false; head.len()]),
+        .map(|&f| {
+            head.columns.get(f).map(|c| FieldValues {
+                values: &c.values,
+                valid: c.valid.as_deref(),
+            })
         })
         .collect();
     folder.rows(&head.times, &columns);
@@ -339,7 +380,13 @@ mod tests {
         };
         let times = [3, 9, 10, 25, i64::MAX - 1, i64::MAX];
         let values = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        folder.rows(&times, &[(values, vec![true; 6])]);
+        folder.rows(
+            &times,
+            &[Some(FieldValues {
+                values: &values,
+                valid: None,
+            })],
+        );
         let got: Vec<(i64, u64, f64)> = out
             .iter()
             .map(|r| (r.bucket, r.rows, r.fields[0].sum))
@@ -355,16 +402,19 @@ mod tests {
     fn a_run_folds_to_its_statistics() {
         let mut stats = FieldStats::default();
         let stale = f64::from_bits(STALE_NAN_BITS);
-        stats.fold(
-            &[3.0, -0.0, stale, 9.0, 0.0, -7.5],
-            &[true, true, true, false, true, true],
-        );
+        stats.fold(FieldValues {
+            values: &[3.0, -0.0, stale, 9.0, 0.0, -7.5],
+            valid: Some(&[true, true, true, false, true, true]),
+        });
         assert_eq!(stats.count, 4);
         assert_eq!(stats.sum, -4.5);
         assert_eq!(stats.min, -7.5);
         assert_eq!(stats.max.to_bits(), 3.0f64.to_bits());
         let mut zeros = FieldStats::default();
-        zeros.fold(&[0.0, -0.0], &[true, true]);
+        zeros.fold(FieldValues {
+            values: &[0.0, -0.0],
+            valid: None,
+        });
         assert_eq!(
             (zeros.min.to_bits(), zeros.max.to_bits()),
             ((-0.0f64).to_bits(), 0.0f64.to_bits())
